@@ -1,0 +1,49 @@
+# One entry point. Every target sets up what it needs: the first run creates .venv in the repository
+# and installs the pinned set into it (a few minutes); later runs reuse it.
+#   make book     execute every notebook and build the HTML book into book/_build/html
+#   make test     unit tests, every notebook under nbval, the book build and its browser check
+#   make lab      JupyterLab on the introduction notebook
+#   make student  student copies of the notebooks (solutions replaced by stubs) in student/
+#   make clean    remove built files (make distclean also removes .venv)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help setup book test lab student clean distclean lint
+
+help:
+	@sed -n '2,8p' Makefile | sed 's/^# //'
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+	@echo "environment ready: $(VENV) ($$(du -sh $(VENV) | cut -f1))"
+
+book: $(STAMP)
+	$(BIN)/python book/build.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/00_introduction.ipynb
+
+student: $(STAMP)
+	$(BIN)/python -m mmtutor.student notebooks student
+	@echo "student copies written to student/ (git ignores it); open them with: $(BIN)/jupyter lab student"
+
+lint: $(STAMP)
+	$(BIN)/ruff check mmtutor tests benchmarks book/build.py
+
+clean:
+	rm -rf book/_build student .pytest_cache .ruff_cache mmtutor.egg-info
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
