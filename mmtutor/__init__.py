@@ -38,12 +38,12 @@ _LAZY = {
 __all__ = ["get_device", "seed_everything", *_LAZY]
 
 if TYPE_CHECKING:  # for editors and type checkers: the same names, imported eagerly
-    from .alignment import multimodal_mapping
-    from .attention import SelfAttention
-    from .context import ContextEncoding
-    from .embedding import Embedding
-    from .similarity import cosine_similarity
-    from .train import train
+    from .alignment import multimodal_mapping as multimodal_mapping
+    from .attention import SelfAttention as SelfAttention
+    from .context import ContextEncoding as ContextEncoding
+    from .embedding import Embedding as Embedding
+    from .similarity import cosine_similarity as cosine_similarity
+    from .train import train as train
 
 
 def __getattr__(name: str) -> Any:

@@ -96,7 +96,8 @@ def _difference(answer: Any, expected: Any, atol: float, rtol: float, where: str
     if isinstance(expected, str):
         if not isinstance(answer, str):
             return f"expected a string{at}, got {type(answer).__name__}"
-        return None if answer.strip().lower() == expected.strip().lower() else f"expected {expected!r}{at}, got {answer!r}"
+        same = answer.strip().lower() == expected.strip().lower()
+        return None if same else f"expected {expected!r}{at}, got {answer!r}"
     if isinstance(expected, set | frozenset):
         if not isinstance(answer, set | frozenset | list | tuple):
             return f"expected a set{at}, got {type(answer).__name__}"

@@ -55,7 +55,8 @@ def test_notebook_follows_the_anatomy(path):
     assert not any(re.search(r"import \*", s) for s in code), "no star imports"
     assert not any(re.search(r"\.cuda\(\)", s) for s in code), "use device = get_device(), never .cuda()"
     assert any(re.match(r"#+ Summary", s) for s in sources), "ends with a Summary section"
-    solutions = [s for c, s in zip(cells, sources, strict=True) if "solution" in c.get("metadata", {}).get("tags", [])]
+    solutions = [s for c, s in zip(cells, sources, strict=True)
+                 if "solution" in c.get("metadata", {}).get("tags", [])]
     assert all(re.match(r"# Exercise \d+", s) for s in solutions), "solution cells start with '# Exercise N'"
     minimum = 1 if path.name.startswith("00") else 3
     assert len(solutions) >= minimum, f"{path.name} has {len(solutions)} exercises, needs {minimum}"
@@ -67,7 +68,8 @@ def test_every_notebook_is_in_the_book_and_the_readme():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for path in NOTEBOOKS:
         assert f"notebooks/{path.stem}" in toc, f"{path.name} is missing from book/_toc.yml"
-        assert re.search(rf"\|[^\n]*{re.escape(path.name)}[^\n]*\|", readme), f"{path.name} is missing from the README table"
+        in_table = re.search(rf"\|[^\n]*{re.escape(path.name)}[^\n]*\|", readme)
+        assert in_table, f"{path.name} is missing from the README table"
     for entry in toc:
         assert list(ROOT.glob(entry + ".*")), f"book/_toc.yml names {entry}, which does not exist"
     for name in re.findall(r"notebooks/(\d\d_\w+\.ipynb)", readme):

@@ -167,7 +167,10 @@ def hard_negative(caption: Caption, scene: Scene, kind: str, rng: random.Random)
         options = {"shape": SHAPES, "color": tuple(COLORS), "size": tuple(SIZES)}[field]
         value = rng.choice([v for v in options if v != getattr(thing, field)])
         changed = Thing(**{**thing.__dict__, field: value})
-        negative = Caption(changed, c.relation, c.obj) if target == "subject" else Caption(c.subject, c.relation, changed)
+        if target == "subject":
+            negative = Caption(changed, c.relation, c.obj)
+        else:
+            negative = Caption(c.subject, c.relation, changed)
     else:
         raise ValueError(f"kind must be 'swap', 'colors', 'relation' or 'attribute', got {kind!r}")
     if negative == caption or negative.holds(scene):
