@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import tempfile
@@ -24,6 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MMTUTOR_PROGRESS", "0")
 NETLOG.write_text("")
+atexit.register(NETLOG.unlink, missing_ok=True)
 sys.path.insert(0, str(OFFLINE))
 import sitecustomize  # noqa: E402,F401  (this process too; children import it at start-up)
 
@@ -42,7 +44,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
     outcome = yield
     if call.when == "call":
         start = item.stash.get(_NETLOG_START, 0)
-        text = NETLOG.read_text()[start:] if NETLOG.exists() else ""
+        text = NETLOG.read_bytes()[start:].decode(errors="replace") if NETLOG.exists() else ""
         if text.strip():
             report = outcome.get_result()
             report.outcome = "failed"
