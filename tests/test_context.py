@@ -263,3 +263,111 @@ def test_lstm_parameter_count_matches_torch():
     for i, h in [(1, 1), (8, 16), (300, 128)]:
         assert lstm_parameter_count(i, h) == sum(p.numel() for p in nn.LSTM(i, h).parameters())
         assert lstm_parameter_count(i, h) == sum(p.numel() for p in LSTMCell(i, h).parameters())
+
+
+# ----------------------------------------------------------------------------- the order-sensitive task
+from mmtutor.context_tasks import (  # noqa: E402
+    SentenceClassifier,
+    accuracy,
+    bag_of_words,
+    gradient_norms_per_step,
+    shuffled_batches,
+    side_label,
+    side_loss,
+    side_questions,
+)
+from mmtutor.data.scenes import Caption, Thing  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def side_data():
+    return side_questions(n_scenes=600, seed=3)
+
+
+def test_side_label_reads_the_relation():
+    red, blue = Thing("circle", "red", "small"), Thing("square", "blue", "large")
+    assert side_label(Caption(red, "left of", blue), "red") == 1
+    assert side_label(Caption(red, "left of", blue), "blue") == 0
+    assert side_label(Caption(red, "right of", blue), "red") == 0
+    assert side_label(Caption(blue, "right of", red), "red") == 1
+    with pytest.raises(ValueError, match="left of"):
+        side_label(Caption(red, "above", blue), "red")
+    with pytest.raises(ValueError, match="green"):
+        side_label(Caption(red, "left of", blue), "green")
+
+
+def test_side_questions_come_in_same_bag_pairs_with_opposite_answers(side_data):
+    train_set, test_set = side_data
+    assert len(train_set) > 0 and len(test_set) > 0
+    for data in side_data:
+        assert len(data) % 4 == 0 and data.ids.shape[0] == len(data) == data.label.shape[0]
+        for k in range(0, len(data), 2):
+            assert bag_of_words(data.texts[k]) == bag_of_words(data.texts[k + 1])
+            assert data.texts[k] != data.texts[k + 1]
+            assert data.query[k] == data.query[k + 1] and data.label[k] + data.label[k + 1] == 1
+    train_bags = {bag_of_words(t) for t in train_set.texts}
+    assert not any(bag_of_words(t) in train_bags for t in test_set.texts), "split by bag of words"
+    assert abs(train_set.label.mean().item() - 0.5) < 1e-6
+
+
+def test_a_bag_of_words_model_is_exactly_at_chance(side_data):
+    torch.manual_seed(0)
+    _, test_set = side_data
+    model = SentenceClassifier("mean")
+    with torch.no_grad():
+        s = model.sentence(test_set.ids, test_set.lengths)
+    torch.testing.assert_close(s[0::2], s[1::2])  # partners look identical to it, however it is trained
+    assert accuracy(model, test_set) == pytest.approx(0.5, abs=1e-6)
+
+
+def test_lstm_classifier_ignores_padding_and_trains(side_data):
+    from mmtutor.train import train
+
+    train_set, test_set = side_data
+    torch.manual_seed(0)
+    model = SentenceClassifier("lstm")
+    ids, lengths, query, _ = test_set.tensors()
+    with torch.no_grad():
+        wide = torch.cat([ids, torch.full((len(ids), 3), 7)], dim=1)  # extra junk columns past every length
+        torch.testing.assert_close(model(wide, lengths, query), model(ids, lengths, query))
+    before = [p.detach().clone() for p in model.parameters()]
+    history = train(model, side_loss, shuffled_batches(train_set, 64)(0)[:5], lr=5e-3, verbose=False,
+                    progress=False)
+    assert len(history) == 5 and all(torch.isfinite(torch.tensor(history)))
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True) if a.ndim == 2)
+
+
+def test_shuffled_batches_are_seeded_and_cover_the_data(side_data):
+    train_set, _ = side_data
+    batches = shuffled_batches(train_set, 50, seed=1)
+    first, again, other = batches(0), batches(0), batches(1)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(first[0][0], other[0][0])
+    assert sum(len(b[0]) for b in first) == len(train_set)
+    with pytest.raises(ValueError, match="batch_size"):
+        shuffled_batches(train_set, 0)
+
+
+def test_gradient_norms_per_step_vanish_for_a_plain_rnn():
+    torch.manual_seed(0)
+    x = torch.randn(4, 30, 8)
+    rnn_norms = gradient_norms_per_step(RNNLayer(8, 16), x)
+    lstm = LSTMLayer(8, 16)
+    with torch.no_grad():
+        lstm.bias_ih_l0[16:32] += 4.0  # forget gates near 1
+    lstm_norms = gradient_norms_per_step(lstm, x)
+    assert rnn_norms.shape == (30,) and (rnn_norms > 0).all()
+    assert rnn_norms[0] < 1e-4 * rnn_norms[-2]
+    assert lstm_norms[0] > 100 * rnn_norms[0]
+    with pytest.raises(ValueError, match="(B, T, I)"):
+        gradient_norms_per_step(lstm, torch.randn(30, 8))
+
+
+def test_classifier_bad_inputs():
+    with pytest.raises(ValueError, match="'mean' or 'lstm'"):
+        SentenceClassifier("gru")
+    with pytest.raises(ValueError, match=r"\(B, T\)"):
+        SentenceClassifier("mean")(torch.zeros(3, dtype=torch.long), torch.ones(3, dtype=torch.long),
+                                   torch.ones(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="test_fraction"):
+        side_questions(10, test_fraction=1.0)
