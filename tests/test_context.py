@@ -371,3 +371,17 @@ def test_classifier_bad_inputs():
                                    torch.ones(3, dtype=torch.long))
     with pytest.raises(ValueError, match="test_fraction"):
         side_questions(10, test_fraction=1.0)
+
+
+def test_initial_state_with_lengths_follows_each_sentence():
+    torch.manual_seed(11)
+    enc = ContextEncoding(3, 4)
+    x, lengths = torch.randn(3, 5, 3), torch.tensor([2, 5, 3])
+    h0, c0 = torch.randn(1, 3, 4), torch.randn(1, 3, 4)
+    out, (h_n, c_n) = enc(x, (h0, c0), lengths=lengths)
+    for b in range(3):  # unsorted lengths: each row must keep its own initial state
+        L = int(lengths[b])
+        out_b, (h_b, c_b) = enc(x[b:b + 1, :L], (h0[:, b:b + 1], c0[:, b:b + 1]))
+        torch.testing.assert_close(out[b:b + 1, :L], out_b)
+        torch.testing.assert_close(h_n[:, b:b + 1], h_b)
+        torch.testing.assert_close(c_n[:, b:b + 1], c_b)
