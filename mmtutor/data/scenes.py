@@ -119,12 +119,18 @@ def random_scene(rng: random.Random, n_objects: int) -> Scene:
         raise ValueError(f"n_objects must be 1, 2 or 3, got {n_objects}")
     kinds = rng.sample([(c, s) for c in COLORS for s in SHAPES], n_objects)
     things = [Thing(shape, color, rng.choice(tuple(SIZES))) for color, shape in kinds]
-    while True:  # rejection sampling; a valid placement is found within a few tries
-        placed = []
+    while True:  # place one thing at a time, each where it is apart from those already placed
+        placed: list[SceneObject] = []
         for thing in things:
             r = SIZES[thing.size] / 32
-            placed.append(SceneObject(thing, rng.uniform(r + 0.02, 0.98 - r), rng.uniform(r + 0.02, 0.98 - r)))
-        if all(_apart(a, b) for i, a in enumerate(placed) for b in placed[i + 1:]):
+            for _ in range(100):  # rejection sampling for this thing alone
+                candidate = SceneObject(thing, rng.uniform(r + 0.02, 0.98 - r), rng.uniform(r + 0.02, 0.98 - r))
+                if all(_apart(candidate, other) for other in placed):
+                    placed.append(candidate)
+                    break
+            else:  # boxed in by the earlier things (rare): start the scene again
+                break
+        if len(placed) == len(things):
             return Scene(tuple(placed))
 
 
