@@ -90,7 +90,8 @@ def train(
     history = History()
     model.train()
     start = time.perf_counter()
-    with tqdm(desc=desc, unit="step", disable=not _progress_enabled(progress)) as bar:
+    total = epochs * len(batches) if hasattr(batches, "__len__") and not callable(batches) else None
+    with tqdm(desc=desc, unit="step", total=total, disable=not _progress_enabled(progress)) as bar:
         for epoch in range(epochs):
             for batch in batches(epoch) if callable(batches) else batches:
                 loss = loss_fn(model, to_device(batch, device))
