@@ -1,0 +1,99 @@
+"""Real handwritten digits (scikit-learn's ``load_digits``) with captions written from templates.
+
+``load_digits`` ships 1,797 grey 8 x 8 scans of digits written by 43 people (UCI "Optical
+Recognition of Handwritten Digits"), with pixel values 0 to 16. Here they become float images in
+[0, 1], split into train and test sets stratified by class, and each image gets a short caption
+such as "a handwritten seven" made from a template and the digit's name.
+
+``TEMPLATES`` are the captions seen in training. ``PROMPTS`` are the templates a zero-shot
+classifier may use: the training ones plus a few with words training never used ("blurry",
+"drawing"), whose word vectors stay at their random initial values; prompt ensembling averages them
+out (chapter 5).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+DIGIT_NAMES: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+TEMPLATES: tuple[str, ...] = (  # the captions of training images; {} is the digit's name
+    "a handwritten {}",
+    "a photo of the digit {}",
+    "the number {}",
+    "a scan of a handwritten digit {}",
+    "an image of the number {}",
+    "{}",
+)
+PROMPTS: tuple[str, ...] = TEMPLATES + (  # for zero-shot classification: two templates use unseen words
+    "a blurry photo of the number {}",
+    "a drawing of a {}",
+)
+
+PAD = "<pad>"
+VOCAB: tuple[str, ...] = (PAD, *dict.fromkeys(
+    word for template in PROMPTS for word in template.split() if word != "{}"), *DIGIT_NAMES)
+WORD_TO_ID: dict[str, int] = {word: i for i, word in enumerate(VOCAB)}
+
+
+def load_digit_images(test_fraction: float = 0.3, seed: int = 0
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 1,797 digits as ``(x_train, y_train, x_test, y_test)``.
+
+    Images are float32 ``(N, 1, 8, 8)`` in [0, 1] (the 0..16 ink counts divided by 16); labels are
+    int64 ``(N,)`` in 0..9. The split is stratified by class and fixed by ``seed``.
+    """
+    from sklearn.datasets import load_digits  # local: importing scikit-learn takes a moment
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    data = load_digits()
+    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
+    y = torch.tensor(data.target, dtype=torch.long)  # (1797,)
+    train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=test_fraction, random_state=seed,
+                                           stratify=data.target)
+    train_idx, test_idx = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
+    return x[train_idx], y[train_idx], x[test_idx], y[test_idx]
+
+
+def _check_labels(labels: torch.Tensor | Sequence[int]) -> list[int]:
+    values = labels.tolist() if isinstance(labels, torch.Tensor) else list(labels)
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 9]
+    if bad:
+        raise ValueError(f"digit labels must be ints in 0..9, got {bad[:5]}")
+    return values
+
+
+def digit_captions(labels: torch.Tensor | Sequence[int], seed: int,
+                   templates: Sequence[str] = TEMPLATES) -> list[str]:
+    """One caption per label, each from a template drawn at random: ``7 -> "a handwritten seven"``."""
+    if not templates or any("{}" not in t for t in templates):
+        raise ValueError(f"templates must be a non-empty list of strings with a {{}} slot, got {templates!r}")
+    rng = random.Random(seed)
+    return [rng.choice(list(templates)).format(DIGIT_NAMES[v]) for v in _check_labels(labels)]
+
+
+def encode(texts: Sequence[str], max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texts to padded word ids ``(N, T)`` (id 0 pads the end) and their lengths ``(N,)``."""
+    if isinstance(texts, str):
+        raise TypeError("encode expects a list of texts, got a single string (wrap it in a list)")
+    rows = []
+    for text in texts:
+        words = text.lower().split()
+        unknown = [w for w in words if w not in WORD_TO_ID or w == PAD]
+        if unknown or not words:
+            raise ValueError(f"every text needs words from the digit vocabulary {VOCAB[1:]}; "
+                             f"got unknown words {unknown} in {text!r}")
+        rows.append([WORD_TO_ID[w] for w in words])
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    width = max_len if max_len is not None else int(lengths.max()) if rows else 0
+    if rows and int(lengths.max()) > width:
+        raise ValueError(f"a text has {int(lengths.max())} words, more than max_len={width}")
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return ids, lengths

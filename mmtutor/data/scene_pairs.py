@@ -1,0 +1,158 @@
+"""Image-caption pairs from the scenes world (:mod:`mmtutor.data.scenes`), ready for chapter 5.
+
+* :func:`sample_scenes`: scenes like :func:`mmtutor.data.scenes.make_scenes` (same things, same
+  rules for placing them, one true caption each), much faster: all scenes are placed at once with
+  NumPy;
+* :func:`training_pairs`: scenes with several true captions each and, for every caption, a hard
+  negative (a near-copy that is false for the scene), for training with
+  :func:`mmtutor.alignment.clip_loss_with_negatives`;
+* :func:`distinct_gallery`: held-out scenes in which every caption is true of its own scene and of
+  no other, so "did the search return *the* right image" has one answer. In a plain random gallery
+  it often has several: of 500 random two- or three-object scenes, a caption is true of about two of
+  them on average (two objects and a relation are not rare), and recall@1 could not reach 1;
+* :func:`hard_negative_pairs`: for each held-out scene, its caption and one hard negative of a kind.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .scenes import COLORS, MARGIN, SHAPES, SIZES, Caption, Scene, SceneObject, Thing, describe, hard_negative
+
+KINDS: tuple[str, ...] = ("swap", "colors", "relation", "attribute")
+
+
+def sample_scenes(n: int, seed: int, min_objects: int = 1, max_objects: int = 3) -> tuple[list[Scene], list[Caption]]:
+    """``n`` seeded scenes and one true caption each, drawn by vectorised rejection sampling.
+
+    As in ``make_scenes``: a uniform number of objects in ``[min_objects, max_objects]``, distinct
+    (colour, shape) kinds, uniform sizes; every pair of objects does not overlap and is more than
+    ``MARGIN + 0.02`` apart along some axis; each thing is placed uniformly where it fits among
+    those placed before it (100 tries, else the scene starts again).
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if not 1 <= min_objects <= max_objects <= 3:
+        raise ValueError(f"need 1 <= min_objects <= max_objects <= 3, got {min_objects}, {max_objects}")
+    gen = np.random.default_rng(seed)
+    kinds = [(c, s) for c in COLORS for s in SHAPES]
+    size_names = tuple(SIZES)
+    counts = gen.integers(min_objects, max_objects + 1, size=n)  # (n,)
+    chosen = gen.random((n, len(kinds))).argsort(axis=1)[:, :3]  # (n, 3) distinct kinds
+    sizes = gen.integers(0, len(size_names), size=(n, 3))  # (n, 3)
+    r = np.array([SIZES[name] / 32 for name in size_names])[sizes]  # (n, 3) radii, fraction of the image
+    xy = np.zeros((n, 3, 2))
+    todo = np.arange(n)
+    while len(todo):  # place the things one at a time, as make_scenes does, for all scenes at once
+        failed = np.zeros(len(todo), dtype=bool)
+        for j in range(3):
+            rows = np.flatnonzero(~failed & (counts[todo] > j))  # scenes still being placed with a j-th thing
+            idx = todo[rows]
+            lo, span = r[idx, j] + 0.02, 0.96 - 2 * r[idx, j]  # (m,) positions in [r + 0.02, 0.98 - r]
+            cand = lo[:, None, None] + gen.random((len(idx), 100, 2)) * span[:, None, None]  # (m, 100, 2)
+            ok = np.ones((len(idx), 100), dtype=bool)
+            for i in range(j):  # apart from every thing already placed
+                d = np.abs(cand - xy[idx, i][:, None, :])  # (m, 100, 2)
+                reach = (r[idx, i] + r[idx, j] + 1.5 / 32)[:, None]  # no overlap, 1.5 px to spare
+                ok &= (np.sqrt((d**2).sum(-1)) > reach) & (d.max(-1) > MARGIN + 0.02)
+            found = ok.any(axis=1)
+            xy[idx[found], j] = cand[found, ok[found].argmax(axis=1)]
+            failed[rows[~found]] = True  # boxed in by the earlier things: start the scene again
+        todo = todo[failed]
+    things = {(j, z): Thing(kinds[j][1], kinds[j][0], size_names[z]) for j in range(len(kinds)) for z in range(2)}
+    scenes = [Scene(tuple(SceneObject(things[int(chosen[i, j]), int(sizes[i, j])], float(xy[i, j, 0]),
+                                      float(xy[i, j, 1])) for j in range(k))) for i, k in enumerate(counts)]
+    rng = random.Random(seed)
+    return scenes, [describe(scene, rng) for scene in scenes]
+
+
+@dataclass
+class ScenePairs:
+    scenes: list[Scene]
+    captions: list[list[Caption]]  # captions[i][k]: the k-th true caption of scene i
+    negatives: list[list[Caption]]  # negatives[i][k]: a hard negative of captions[i][k], false for scene i
+
+
+def any_hard_negative(caption: Caption, scene: Scene, rng: random.Random,
+                      kinds: Sequence[str] = KINDS) -> Caption:
+    """A hard negative of a kind drawn at random among those that exist for this caption."""
+    unknown = set(kinds) - set(KINDS)
+    if not kinds or unknown:
+        raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {kinds!r}")
+    for _ in range(20):  # "attribute" always exists but may, rarely, describe another object of the scene
+        for kind in rng.sample(list(kinds), len(kinds)):
+            negative = hard_negative(caption, scene, kind, rng)
+            if negative is not None:
+                return negative
+    raise RuntimeError(f"found no hard negative of kinds {kinds} for {caption.text!r}")
+
+
+def training_pairs(n: int, seed: int, captions_per_scene: int = 4, min_objects: int = 1,
+                   max_objects: int = 3) -> ScenePairs:
+    """``n`` seeded scenes, ``captions_per_scene`` true captions of each (drawn with ``describe``,
+    repeats possible) and one hard negative per caption."""
+    if isinstance(captions_per_scene, bool) or not isinstance(captions_per_scene, int) or captions_per_scene < 1:
+        raise ValueError(f"captions_per_scene must be an int >= 1, got {captions_per_scene!r}")
+    scenes, first = sample_scenes(n, seed, min_objects, max_objects)
+    rng = random.Random(seed + 1)
+    captions = [[c] + [describe(s, rng) for _ in range(captions_per_scene - 1)]
+                for s, c in zip(scenes, first, strict=True)]
+    negatives = [[any_hard_negative(c, s, rng) for c in cs] for s, cs in zip(scenes, captions, strict=True)]
+    return ScenePairs(scenes, captions, negatives)
+
+
+def distinct_gallery(n: int, seed: int, min_objects: int = 2,
+                     max_objects: int = 3) -> tuple[list[Scene], list[Caption]]:
+    """``n`` seeded scenes and one caption each, such that caption ``i`` is true of scene ``i`` only.
+
+    Scenes are drawn in order and a scene is kept only if its caption is false for every scene kept
+    so far and no caption kept so far is true of it. Two or more objects by default: a one-object
+    caption ("a small red circle") is true of every scene that has that thing.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    kept_scenes: list[Scene] = []
+    kept_captions: list[Caption] = []
+    scenes_with: dict[Thing, list[Scene]] = {}  # thing -> kept scenes that contain it
+    captions_about: dict[Thing, list[Caption]] = {}  # thing -> kept captions whose subject it is
+    batch = 0
+    while len(kept_scenes) < n:
+        if batch > 50:
+            raise RuntimeError(f"could not find {n} scenes with distinct captions; ask for fewer")
+        scenes, captions = sample_scenes(2 * n, seed * 1000 + batch, min_objects, max_objects)
+        batch += 1
+        for s, c in zip(scenes, captions, strict=True):
+            if len(kept_scenes) == n:
+                break
+            things = [o.thing for o in s.objects]
+            if any(c.holds(other) for other in scenes_with.get(c.subject, ())) or any(
+                    k.holds(s) for t in things for k in captions_about.get(t, ())):
+                continue
+            kept_scenes.append(s)
+            kept_captions.append(c)
+            for t in things:
+                scenes_with.setdefault(t, []).append(s)
+            captions_about.setdefault(c.subject, []).append(c)
+    return kept_scenes, kept_captions
+
+
+def hard_negative_pairs(scenes: Sequence[Scene], captions: Sequence[Caption], kind: str, seed: int
+                        ) -> tuple[list[int], list[Caption], list[Caption]]:
+    """For each scene whose caption has a hard negative of ``kind``: ``(indices, positives, negatives)``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if len(scenes) != len(captions):
+        raise ValueError(f"need one caption per scene, got {len(scenes)} scenes and {len(captions)} captions")
+    rng = random.Random(seed)
+    indices, positives, negatives = [], [], []
+    for i, (s, c) in enumerate(zip(scenes, captions, strict=True)):
+        negative = hard_negative(c, s, kind, rng)
+        if negative is not None:
+            indices.append(i)
+            positives.append(c)
+            negatives.append(negative)
+    return indices, positives, negatives
