@@ -65,6 +65,7 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: 
     if not fits:
         raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the scores' "
                          f"shape {tuple(scores.shape)}")
+    mask = mask.reshape((1,) * (scores.ndim - mask.ndim) + tuple(mask.shape))  # same rank, so `dim` agrees
     empty = ~mask.any(dim=dim, keepdim=True)  # slices with nothing to attend to (on the small mask)
     # -inf gives exactly 0 after the softmax; an empty slice keeps its scores (finite, no NaN) ...
     weights = torch.softmax(scores.masked_fill(~(mask | empty), float("-inf")), dim=dim)

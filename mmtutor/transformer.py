@@ -200,7 +200,8 @@ class RecurrentClassifier(nn.Module):
         self.attention = SelfAttention(hidden_size) if pooling == "attention" else None
         self.head = nn.Linear(hidden_size, n_classes)
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, return_weights: bool = False):
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor,
+                return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         _check_ids(ids, lengths, self.vocab_size)
         mask = padding_mask(lengths.to(ids.device), ids.shape[1])  # (B, T)
         h, (h_n, _) = self.encoder(self.embed(ids), lengths=lengths)  # (B, T, H), (1, B, H)

@@ -54,6 +54,14 @@ def test_masked_softmax_rows_sum_to_one_and_masked_weights_are_exactly_zero():
     torch.testing.assert_close(masked_softmax(scores), torch.softmax(scores, -1))
 
 
+def test_masked_softmax_broadcasts_a_smaller_mask_along_a_positive_dim():
+    scores = torch.randn(2, 3, 4)
+    mask = torch.tensor([True, False, True])  # (3,): broadcast over dims 0 and 2, softmax along dim 1
+    w = masked_softmax(scores, mask.unsqueeze(-1), dim=1)
+    assert torch.all(w[:, 1] == 0)
+    torch.testing.assert_close(w.sum(1), torch.ones(2, 4))
+
+
 def test_masked_softmax_empty_row_gives_zeros_and_finite_gradients():
     scores = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
     mask = torch.ones(3, 5, dtype=torch.bool)
