@@ -1,0 +1,217 @@
+"""Chapter 1: word embeddings, $\\vec w = E(w)$, and the pieces of skip-gram with negative sampling.
+
+An embedding is a matrix ``E`` of shape ``(V, D)``: word ``w`` (an id in ``[0, V)``) gets the row ``E[w]``.
+Multiplying the one-hot vector of ``w`` by ``E`` gives the same row, at ``V`` times the cost.
+
+Skip-gram with negative sampling (SGNS, Mikolov et al. 2013) learns ``E`` from text: a word should
+predict the words around it (positive pairs) and not ``k`` words drawn from a noise distribution.
+The pieces, each a small pure function:
+
+* ``context_pairs``: the ``(centre, context)`` pairs within a window;
+* ``noise_distribution`` and ``unigram_table``: $P_n(w) \\propto \\mathrm{count}(w)^{3/4}$ and a fast sampler;
+* ``keep_probability`` and ``subsample``: dropping frequent words at random;
+* ``sgns_loss``: $-\\log\\sigma(\\vec u_o\\cdot\\vec v_c) - \\sum_k \\log\\sigma(-\\vec u_k\\cdot\\vec v_c)$;
+* ``SkipGram``: the two tables (``E`` for centre words, ``U`` for context words) that hold the parameters.
+
+Training and evaluation (batches, nearest neighbours, analogies, Spearman) live in ``mmtutor.word2vec``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _check_ids(ids: torch.Tensor, vocab_size: int, name: str = "ids") -> None:
+    if not isinstance(ids, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of integer ids, got {type(ids).__name__}")
+    if ids.dtype == torch.bool or ids.is_floating_point() or ids.is_complex():
+        raise ValueError(f"{name} must have an integer dtype (torch.long), got {ids.dtype}; "
+                         f"ids index the rows of a vocabulary of size {vocab_size}")
+    if ids.numel():
+        low, high = ids.min().item(), ids.max().item()
+        if low < 0 or high >= vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"{name} must lie in [0, {vocab_size}) for a vocabulary of size {vocab_size}, "
+                             f"got {bad}")
+
+
+def one_hot_lookup(ids: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
+    """$E(w) = \\mathrm{onehot}(w)^\\top E$: ids ``(...)`` and ``E (V, D)`` give ``(..., D)``.
+
+    The definition, at ``O(V D)`` per word; ``E[ids]`` gives the same rows at ``O(D)``.
+    """
+    if not isinstance(E, torch.Tensor) or E.ndim != 2:
+        raise ValueError(f"E must be a 2-D tensor (V, D), got {getattr(E, 'shape', type(E).__name__)}")
+    _check_ids(ids, E.shape[0])
+    x = F.one_hot(ids, num_classes=E.shape[0]).to(E.dtype)  # (..., V)
+    return x @ E  # (..., D)
+
+
+class Embedding(nn.Module):
+    """The seed's $\\vec w = E(w)$: a table ``weight (vocab_size, embed_size)`` looked up by id.
+
+    ``forward(ids)`` maps a LongTensor of any shape ``(...)`` to ``(..., embed_size)``, the rows
+    ``weight[ids]``, which equals ``one_hot(ids) @ weight``. Ids outside ``[0, vocab_size)`` or of a
+    non-integer dtype raise ``ValueError`` naming the value and the vocabulary size.
+    """
+
+    def __init__(self, vocab_size: int, embed_size: int) -> None:
+        super().__init__()
+        for name, value in (("vocab_size", vocab_size), ("embed_size", embed_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        self.vocab_size, self.embed_size = vocab_size, embed_size
+        self.weight = nn.Parameter(torch.randn(vocab_size, embed_size))  # N(0, 1), as nn.Embedding
+
+    @classmethod
+    def from_pretrained(cls, table: torch.Tensor, freeze: bool = True) -> Embedding:
+        """An ``Embedding`` holding a copy of ``table (V, D)`` (frozen unless ``freeze=False``)."""
+        if not isinstance(table, torch.Tensor) or table.ndim != 2 or not table.is_floating_point():
+            raise ValueError(f"table must be a 2-D float tensor (V, D), got {getattr(table, 'shape', table)!r}")
+        module = cls(*table.shape)
+        module.weight = nn.Parameter(table.detach().clone(), requires_grad=not freeze)
+        return module
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        _check_ids(ids, self.vocab_size)
+        return F.embedding(ids, self.weight)  # (..., D): a row lookup, gradients go to the rows used
+
+    def extra_repr(self) -> str:
+        return f"{self.vocab_size}, {self.embed_size}"
+
+
+def context_pairs(sentences: Sequence[torch.Tensor], window: int,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """All ``(centre, context)`` pairs with ``0 < |i - j| <= window`` inside each sentence.
+
+    With a ``generator``, each centre word draws its own window ``b ~ U{1..window}`` first, as word2vec
+    does (near words count more: a word at distance ``d`` is kept with probability ``(window - d + 1) / window``).
+    Pairs never cross sentence boundaries. Returns two LongTensors ``(P,)``.
+    """
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be an int >= 1, got {window!r}")
+    if isinstance(sentences, torch.Tensor) and sentences.ndim == 1:
+        sentences = [sentences]
+    sentences = [s for s in sentences if len(s)]
+    if not sentences:
+        empty = torch.zeros(0, dtype=torch.long)
+        return empty, empty.clone()
+    if any(s.ndim != 1 or s.is_floating_point() for s in sentences):
+        raise ValueError("each sentence must be a 1-D tensor of integer ids")
+    w = torch.cat(sentences)  # (N,) one stream of ids
+    sid = torch.repeat_interleave(torch.arange(len(sentences)), torch.tensor([len(s) for s in sentences]))
+    if generator is None:
+        b = torch.full((len(w),), window)  # the full window for every centre
+    else:
+        b = torch.randint(1, window + 1, (len(w),), generator=generator)  # (N,) per-centre window
+    centres, contexts = [], []
+    for d in range(1, window + 1):
+        same = sid[d:] == sid[:-d]  # (N - d,) positions i, i + d in the same sentence
+        right = same & (b[:-d] >= d)  # centre i, context i + d
+        left = same & (b[d:] >= d)  # centre i + d, context i
+        centres += [w[:-d][right], w[d:][left]]
+        contexts += [w[d:][right], w[:-d][left]]
+    return torch.cat(centres), torch.cat(contexts)
+
+
+def noise_distribution(counts: torch.Tensor, power: float = 0.75) -> torch.Tensor:
+    """$P_n(w) = \\mathrm{count}(w)^{\\alpha} / \\sum_{w'} \\mathrm{count}(w')^{\\alpha}$ with $\\alpha = 3/4$.
+
+    The power flattens the unigram distribution: rare words are drawn as negatives more often
+    than their frequency alone would say. Words with count 0 are never drawn.
+    """
+    if not isinstance(counts, torch.Tensor) or counts.ndim != 1 or not len(counts):
+        raise ValueError(f"counts must be a non-empty 1-D tensor, got {getattr(counts, 'shape', counts)!r}")
+    if (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError("counts must be >= 0 with a positive total")
+    p = counts.double() ** power
+    return (p / p.sum()).float()  # (V,)
+
+
+def unigram_table(probs: torch.Tensor, size: int = 1_000_000) -> torch.Tensor:
+    """word2vec's sampler: a table of ``size`` ids where id ``w`` fills about ``size * probs[w]`` cells.
+
+    Drawing negatives is then ``table[randint(size)]``, much cheaper than ``torch.multinomial``.
+    """
+    if not isinstance(probs, torch.Tensor) or probs.ndim != 1 or (probs < 0).any():
+        raise ValueError("probs must be a 1-D tensor of non-negative probabilities")
+    cells = torch.diff((probs.double().cumsum(0) / probs.double().sum() * size).round().long(),
+                       prepend=torch.zeros(1, dtype=torch.long))  # (V,) cells per id, summing to size
+    return torch.repeat_interleave(torch.arange(len(probs)), cells)  # (size,)
+
+
+def keep_probability(counts: torch.Tensor, t: float = 1e-3) -> torch.Tensor:
+    """Frequent-word subsampling, as in word2vec's code: keep word ``w`` with probability
+
+    $$p_{\\mathrm{keep}}(w) = \\min\\Big(1, \\big(\\sqrt{f(w)/t} + 1\\big)\\, t / f(w)\\Big),\\quad f(w) = \\mathrm{count}(w) / \\textstyle\\sum \\mathrm{count}$$
+
+    Words rarer than about ``t`` are always kept; "the" loses most of its occurrences, which says little.
+    ``t = 0`` keeps everything.
+    """
+    if not isinstance(counts, torch.Tensor) or counts.ndim != 1:
+        raise ValueError(f"counts must be a 1-D tensor, got {getattr(counts, 'shape', counts)!r}")
+    if not t >= 0:
+        raise ValueError(f"t must be >= 0, got {t}")
+    if t == 0:
+        return torch.ones(len(counts))
+    f = counts.double() / counts.sum()
+    keep = ((f / t).sqrt() + 1) * t / f  # inf where f == 0, clipped below
+    return keep.clamp(max=1.0).float()  # (V,)
+
+
+def subsample(sentences: Sequence[torch.Tensor], keep: torch.Tensor,
+              generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """Drop each token ``w`` independently with probability ``1 - keep[w]``."""
+    return [s[torch.rand(len(s), generator=generator) < keep[s]] for s in sentences]
+
+
+def sgns_loss(v: torch.Tensor, u_pos: torch.Tensor, u_neg: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Negative-sampling loss of a batch of pairs:
+
+    $$\\ell = -\\log\\sigma(\\vec u_o\\cdot\\vec v_c) - \\sum_{k=1}^{K}\\log\\sigma(-\\vec u_k\\cdot\\vec v_c)$$
+
+    ``v (B, D)`` centre vectors, ``u_pos (B, D)`` their context vectors, ``u_neg (B, K, D)`` noise
+    vectors. ``reduction``: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for ``(B,)``.
+    """
+    if not all(isinstance(x, torch.Tensor) for x in (v, u_pos, u_neg)):
+        raise TypeError("v, u_pos and u_neg must be tensors")
+    if v.ndim != 2 or u_pos.shape != v.shape or u_neg.ndim != 3 or u_neg.shape[::2] != v.shape:
+        raise ValueError(f"expected v (B, D), u_pos (B, D), u_neg (B, K, D); got {tuple(v.shape)}, "
+                         f"{tuple(u_pos.shape)}, {tuple(u_neg.shape)}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    pos = (u_pos * v).sum(-1)  # (B,) score of the true context
+    neg = (u_neg * v.unsqueeze(1)).sum(-1)  # (B, K) scores of the noise words
+    loss = -F.logsigmoid(pos) - F.logsigmoid(-neg).sum(-1)  # (B,)
+    return {"mean": loss.mean, "sum": loss.sum, "none": lambda: loss}[reduction]()
+
+
+class SkipGram(nn.Module):
+    """Two tables: ``E`` (centre words, the embedding we keep) and ``U`` (context words).
+
+    Initialised as word2vec does: ``E`` uniform in ``[-0.5/D, 0.5/D]``, ``U`` zero. ``forward(c, o, neg)``
+    with centres ``c (B,)``, contexts ``o (B,)`` and negatives ``neg (B, K)`` returns the mean ``sgns_loss``.
+    """
+
+    def __init__(self, vocab_size: int, embed_size: int, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.E = Embedding(vocab_size, embed_size)
+        self.U = Embedding(vocab_size, embed_size)
+        with torch.no_grad():
+            self.E.weight.copy_((torch.rand(vocab_size, embed_size, generator=generator) - 0.5) / embed_size)
+            self.U.weight.zero_()
+
+    def forward(self, c: torch.Tensor, o: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        if c.ndim != 1 or o.shape != c.shape or neg.ndim != 2 or neg.shape[0] != c.shape[0]:
+            raise ValueError(f"expected c (B,), o (B,), neg (B, K); got {tuple(c.shape)}, {tuple(o.shape)}, "
+                             f"{tuple(neg.shape)}")
+        return sgns_loss(self.E(c), self.U(o), self.U(neg))  # (B, D), (B, D), (B, K, D) looked up
+
+    @property
+    def vectors(self) -> torch.Tensor:
+        """The learned word vectors: ``E``'s table ``(V, D)``, detached."""
+        return self.E.weight.detach()
