@@ -1,4 +1,4 @@
-"""Chapter 1: word embeddings, $\\vec w = E(w)$, and the pieces of skip-gram with negative sampling.
+r"""Chapter 1: word embeddings, $\vec w = E(w)$, and the pieces of skip-gram with negative sampling.
 
 An embedding is a matrix ``E`` of shape ``(V, D)``: word ``w`` (an id in ``[0, V)``) gets the row ``E[w]``.
 Multiplying the one-hot vector of ``w`` by ``E`` gives the same row, at ``V`` times the cost.
@@ -8,9 +8,9 @@ predict the words around it (positive pairs) and not ``k`` words drawn from a no
 The pieces, each a small pure function:
 
 * ``context_pairs``: the ``(centre, context)`` pairs within a window;
-* ``noise_distribution`` and ``unigram_table``: $P_n(w) \\propto \\mathrm{count}(w)^{3/4}$ and a fast sampler;
+* ``noise_distribution`` and ``unigram_table``: $P_n(w) \propto \mathrm{count}(w)^{3/4}$ and a fast sampler;
 * ``keep_probability`` and ``subsample``: dropping frequent words at random;
-* ``sgns_loss``: $-\\log\\sigma(\\vec u_o\\cdot\\vec v_c) - \\sum_k \\log\\sigma(-\\vec u_k\\cdot\\vec v_c)$;
+* ``sgns_loss``: $-\log\sigma(\vec u_o\cdot\vec v_c) - \sum_k \log\sigma(-\vec u_k\cdot\vec v_c)$;
 * ``SkipGram``: the two tables (``E`` for centre words, ``U`` for context words) that hold the parameters.
 
 Training and evaluation (batches, nearest neighbours, analogies, Spearman) live in ``mmtutor.word2vec``.
@@ -40,7 +40,7 @@ def _check_ids(ids: torch.Tensor, vocab_size: int, name: str = "ids") -> None:
 
 
 def one_hot_lookup(ids: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
-    """$E(w) = \\mathrm{onehot}(w)^\\top E$: ids ``(...)`` and ``E (V, D)`` give ``(..., D)``.
+    r"""$E(w) = \mathrm{onehot}(w)^\top E$: ids ``(...)`` and ``E (V, D)`` give ``(..., D)``.
 
     The definition, at ``O(V D)`` per word; ``E[ids]`` gives the same rows at ``O(D)``.
     """
@@ -52,7 +52,7 @@ def one_hot_lookup(ids: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
 
 
 class Embedding(nn.Module):
-    """The seed's $\\vec w = E(w)$: a table ``weight (vocab_size, embed_size)`` looked up by id.
+    r"""The seed's $\vec w = E(w)$: a table ``weight (vocab_size, embed_size)`` looked up by id.
 
     ``forward(ids)`` maps a LongTensor of any shape ``(...)`` to ``(..., embed_size)``, the rows
     ``weight[ids]``, which equals ``one_hot(ids) @ weight``. Ids outside ``[0, vocab_size)`` or of a
@@ -119,7 +119,7 @@ def context_pairs(sentences: Sequence[torch.Tensor], window: int,
 
 
 def noise_distribution(counts: torch.Tensor, power: float = 0.75) -> torch.Tensor:
-    """$P_n(w) = \\mathrm{count}(w)^{\\alpha} / \\sum_{w'} \\mathrm{count}(w')^{\\alpha}$ with $\\alpha = 3/4$.
+    r"""$P_n(w) = \mathrm{count}(w)^{\alpha} / \sum_{w'} \mathrm{count}(w')^{\alpha}$ with $\alpha = 3/4$.
 
     The power flattens the unigram distribution: rare words are drawn as negatives more often
     than their frequency alone would say. Words with count 0 are never drawn.
@@ -145,9 +145,11 @@ def unigram_table(probs: torch.Tensor, size: int = 1_000_000) -> torch.Tensor:
 
 
 def keep_probability(counts: torch.Tensor, t: float = 1e-3) -> torch.Tensor:
-    """Frequent-word subsampling, as in word2vec's code: keep word ``w`` with probability
+    r"""Frequent-word subsampling, as in word2vec's code: keep word ``w`` with probability
 
-    $$p_{\\mathrm{keep}}(w) = \\min\\Big(1, \\big(\\sqrt{f(w)/t} + 1\\big)\\, t / f(w)\\Big),\\quad f(w) = \\mathrm{count}(w) / \\textstyle\\sum \\mathrm{count}$$
+    $$p_{\mathrm{keep}}(w) = \min\Big(1, \big(\sqrt{f(w)/t} + 1\big)\, t / f(w)\Big)$$
+
+    with $f(w) = \mathrm{count}(w) / \sum_{w'} \mathrm{count}(w')$, the word's share of the corpus.
 
     Words rarer than about ``t`` are always kept; "the" loses most of its occurrences, which says little.
     ``t = 0`` keeps everything.
@@ -170,9 +172,9 @@ def subsample(sentences: Sequence[torch.Tensor], keep: torch.Tensor,
 
 
 def sgns_loss(v: torch.Tensor, u_pos: torch.Tensor, u_neg: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Negative-sampling loss of a batch of pairs:
+    r"""Negative-sampling loss of a batch of pairs:
 
-    $$\\ell = -\\log\\sigma(\\vec u_o\\cdot\\vec v_c) - \\sum_{k=1}^{K}\\log\\sigma(-\\vec u_k\\cdot\\vec v_c)$$
+    $$\ell = -\log\sigma(\vec u_o\cdot\vec v_c) - \sum_{k=1}^{K}\log\sigma(-\vec u_k\cdot\vec v_c)$$
 
     ``v (B, D)`` centre vectors, ``u_pos (B, D)`` their context vectors, ``u_neg (B, K, D)`` noise
     vectors. ``reduction``: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for ``(B,)``.

@@ -1,8 +1,8 @@
-"""Chapter 1, second half: training skip-gram with negative sampling and judging the vectors honestly.
+r"""Chapter 1, second half: training skip-gram with negative sampling and judging the vectors honestly.
 
 * ``SGNSConfig``, ``sgns_batches``, ``train_sgns``: the pieces of ``mmtutor.embedding`` put together,
   trained with the shared ``mmtutor.train`` loop;
-* ``most_similar``, ``analogy``: cosine nearest neighbours and $\\vec b - \\vec a + \\vec c$ arithmetic;
+* ``most_similar``, ``analogy``: cosine nearest neighbours and $\vec b - \vec a + \vec c$ arithmetic;
 * ``spearman``, ``evaluate_word_pairs``: rank correlation with human similarity judgements, with the
   share of pairs the vocabulary cannot answer (out of vocabulary) reported, never hidden.
 """
@@ -130,8 +130,8 @@ def most_similar(E: torch.Tensor, vocab: Sequence[str], query: str | torch.Tenso
 
 
 def analogy(E: torch.Tensor, vocab: Sequence[str], a: str, b: str, c: str, k: int = 1) -> list[tuple[str, float]]:
-    """"``a`` is to ``b`` as ``c`` is to ?": the words nearest to $\\hat b - \\hat a + \\hat c$ (3CosAdd,
-    on unit vectors), leaving out ``a``, ``b`` and ``c`` themselves. ``man, king, woman -> queen``."""
+    r"""Answer "``a`` is to ``b`` as ``c`` is to ?" with the words nearest to $\hat b - \hat a + \hat c$
+    (3CosAdd, on unit vectors), leaving out ``a``, ``b`` and ``c`` themselves: ``man, king, woman -> queen``."""
     _check_table(E)
     stoi = _index(vocab)
     missing = [w for w in (a, b, c) if w not in stoi]
@@ -153,7 +153,7 @@ def rank(x: torch.Tensor) -> torch.Tensor:
 
 
 def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Spearman's $\\rho$: the Pearson correlation of the ranks of ``x`` and ``y`` (1-D, same length >= 2)."""
+    r"""Spearman's $\rho$: the Pearson correlation of the ranks of ``x`` and ``y`` (1-D, same length >= 2)."""
     if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)) or x.ndim != 1 or x.shape != y.shape:
         raise ValueError(f"x and y must be 1-D tensors of one length, got {getattr(x, 'shape', x)!r} "
                          f"and {getattr(y, 'shape', y)!r}")
