@@ -73,10 +73,10 @@ def plot_heatmap(matrix: torch.Tensor | np.ndarray, row_labels: Sequence[str] | 
     if col_labels is not None:
         ax.set_xticks(range(m.shape[1]), labels=list(col_labels), rotation=60, ha="right")
     if annotate:
-        middle = (np.nanmax(m) + np.nanmin(m)) / 2
         for (i, j), value in np.ndenumerate(m):
+            r, g, b, _ = image.cmap(image.norm(value))  # the cell's colour: dark text on light cells
             ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=7,
-                    color="black" if value > middle else "white")
+                    color="black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
     ax.set_title(title)
     return ax
 

