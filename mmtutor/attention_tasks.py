@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .context_tasks import seeded_batches
 from .data.scenes import COLORS, SHAPES, VOCAB, Thing, encode
 from .transformer import EncoderConfig, TransformerEncoder
 
@@ -49,16 +50,11 @@ def key_word_task(n: int, seed: int, min_things: int = 4, max_things: int = 15) 
 
 def batches(task: Task, batch_size: int = 64, seed: int = 0) -> Callable[[int], list]:
     """For :func:`mmtutor.train`: a function ``epoch -> list of (ids, lengths, labels)`` batches, shuffled
-    with a generator seeded by ``seed + epoch`` (the same batches on every machine)."""
+    with a generator seeded by ``seed + epoch`` (chapter 2's :func:`~mmtutor.context_tasks.seeded_batches`)."""
+    if not isinstance(task, tuple) or len(task) != 4:
+        raise TypeError(f"task must be the (ids, lengths, labels, texts) of key_word_task, got {type(task).__name__}")
     ids, lengths, labels, _ = task
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-
-    def epoch_batches(epoch: int) -> list:
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed + epoch))
-        return [(ids[i], lengths[i], labels[i]) for i in order.split(batch_size)]
-
-    return epoch_batches
+    return seeded_batches((ids, lengths, labels), batch_size, seed)
 
 
 def cross_entropy_loss(model: nn.Module, batch: tuple) -> torch.Tensor:

@@ -25,7 +25,7 @@ from .context import ContextEncoding
 from .data.scenes import VOCAB, WORD_TO_ID, Caption, encode, hard_negative, make_scenes
 
 __all__ = ["SideQuestions", "side_label", "bag_of_words", "side_questions", "SentenceClassifier",
-           "side_loss", "accuracy", "shuffled_batches", "gradient_norms_per_step"]
+           "side_loss", "accuracy", "seeded_batches", "shuffled_batches", "gradient_norms_per_step"]
 
 HORIZONTAL = ("left of", "right of")
 
@@ -161,17 +161,34 @@ def accuracy(model: nn.Module, data: SideQuestions, device: torch.device | str =
     return ((model(ids, lengths, query) > 0).float() == label).float().mean().item()
 
 
-def shuffled_batches(data: SideQuestions, batch_size: int = 64, seed: int = 0
-                     ) -> Callable[[int], list[tuple[Tensor, ...]]]:
-    """``epoch -> batches``, reshuffled each epoch with a generator seeded by ``seed + epoch``."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+def seeded_batches(tensors: tuple[Tensor, ...], batch_size: int = 64, seed: int = 0
+                   ) -> Callable[[int], list[tuple[Tensor, ...]]]:
+    """``epoch -> batches`` of rows of ``tensors`` (all of the same length N), for ``mmtutor.train``.
+
+    Reshuffled each epoch with a CPU generator seeded by ``seed + epoch``: the same batches on
+    every machine and device. Each batch is a tuple with one slice of every tensor.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+        raise TypeError(f"tensors must be a non-empty tuple of tensors, got {type(tensors).__name__}")
+    n = len(tensors[0])
+    if any(len(t) != n for t in tensors):
+        raise ValueError(f"all tensors need the same first size, got {[len(t) for t in tensors]}")
 
     def batches(epoch: int) -> list[tuple[Tensor, ...]]:
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed + epoch))
-        return [tuple(t[order[i:i + batch_size]] for t in data.tensors()) for i in range(0, len(data), batch_size)]
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
+        return [tuple(t[rows] for t in tensors) for rows in order.split(batch_size)]
 
     return batches
+
+
+def shuffled_batches(data: SideQuestions, batch_size: int = 64, seed: int = 0
+                     ) -> Callable[[int], list[tuple[Tensor, ...]]]:
+    """``epoch -> batches`` of ``(ids, lengths, query, label)``, reshuffled each epoch (``seeded_batches``)."""
+    if not isinstance(data, SideQuestions):
+        raise TypeError(f"data must be SideQuestions (from side_questions), got {type(data).__name__}")
+    return seeded_batches(data.tensors(), batch_size, seed)
 
 
 def gradient_norms_per_step(layer: nn.Module, x: Tensor) -> Tensor:

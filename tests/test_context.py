@@ -271,6 +271,7 @@ from mmtutor.context_tasks import (  # noqa: E402
     accuracy,
     bag_of_words,
     gradient_norms_per_step,
+    seeded_batches,
     shuffled_batches,
     side_label,
     side_loss,
@@ -346,6 +347,10 @@ def test_shuffled_batches_are_seeded_and_cover_the_data(side_data):
     assert sum(len(b[0]) for b in first) == len(train_set)
     with pytest.raises(ValueError, match="batch_size"):
         shuffled_batches(train_set, 0)
+    with pytest.raises(TypeError, match="SideQuestions"):
+        shuffled_batches(train_set.tensors(), 8)
+    with pytest.raises(ValueError, match="same first size"):
+        seeded_batches((torch.zeros(3), torch.zeros(4)))
 
 
 def test_gradient_norms_per_step_vanish_for_a_plain_rnn():
