@@ -132,9 +132,13 @@ class SentenceClassifier(nn.Module):
 
     def sentence(self, ids: Tensor, lengths: Tensor) -> Tensor:
         """The sentence vector ``(B, D)``."""
+        if not isinstance(ids, Tensor) or not isinstance(lengths, Tensor):
+            raise TypeError(f"ids and lengths must be tensors, got {type(ids).__name__} and {type(lengths).__name__}")
         if ids.ndim != 2 or lengths.shape != ids.shape[:1]:
             raise ValueError(f"expected ids (B, T) and lengths (B,), got {tuple(ids.shape)} and "
                              f"{tuple(lengths.shape)}")
+        if ids.dtype != torch.long:
+            raise TypeError(f"ids must be word ids of dtype torch.long, got {ids.dtype}")
         x = self.embed(ids)  # (B, T, E)
         if self.context is not None:
             _, (h_n, _) = self.context(x, lengths=lengths)
@@ -144,6 +148,10 @@ class SentenceClassifier(nn.Module):
 
     def forward(self, ids: Tensor, lengths: Tensor, query: Tensor) -> Tensor:
         s = self.sentence(ids, lengths)
+        if not isinstance(query, Tensor) or tuple(query.shape) != (ids.shape[0],) or query.dtype != torch.long:
+            raise ValueError(f"query must be one word id per sentence, a torch.long tensor of shape "
+                             f"({ids.shape[0]},), got {getattr(query, 'dtype', type(query).__name__)} of shape "
+                             f"{tuple(getattr(query, 'shape', ()))}")
         return self.head(torch.cat([s, self.embed(query)], dim=-1)).squeeze(-1)  # (B,)
 
 
@@ -155,10 +163,16 @@ def side_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
 
 @torch.no_grad()
 def accuracy(model: nn.Module, data: SideQuestions, device: torch.device | str = "cpu") -> float:
-    """Fraction of questions answered right (logit > 0 means "on the left")."""
+    """Fraction of questions answered right (logit > 0 means "on the left"), in evaluation mode (the
+    model's training mode is restored afterwards)."""
+    if not isinstance(data, SideQuestions):
+        raise TypeError(f"data must be SideQuestions (from side_questions), got {type(data).__name__}")
+    was_training = model.training
     model.eval()
     ids, lengths, query, label = (t.to(device) for t in data.tensors())
-    return ((model(ids, lengths, query) > 0).float() == label).float().mean().item()
+    right = ((model(ids, lengths, query) > 0).float() == label).float().mean().item()
+    model.train(was_training)
+    return right
 
 
 def seeded_batches(tensors: tuple[Tensor, ...], batch_size: int = 64, seed: int = 0
@@ -196,6 +210,8 @@ def gradient_norms_per_step(layer: nn.Module, x: Tensor) -> Tensor:
 
     ``layer(x)`` must return ``(out (B, T, H), ...)``; the gradient of the last output with respect
     to each input step measures how much step $t$ can still influence (and be taught by) the end.
+    The sentences of the batch are independent, so the norm is taken over the batch and input
+    dimensions together: $\\sqrt{\\sum_b \\lVert \\partial (\\sum_j h^{(b)}_{T,j}) / \\partial x^{(b)}_t \\rVert^2}$.
     """
     if not isinstance(x, Tensor) or x.ndim != 3:
         raise ValueError(f"x must be a tensor (B, T, I), got {getattr(x, 'shape', type(x).__name__)}")

@@ -376,6 +376,19 @@ def test_classifier_bad_inputs():
                                    torch.ones(3, dtype=torch.long))
     with pytest.raises(ValueError, match="test_fraction"):
         side_questions(10, test_fraction=1.0)
+    ids, lengths = torch.ones(2, 4, dtype=torch.long), torch.tensor([4, 2])
+    with pytest.raises(TypeError, match="torch.long"):
+        SentenceClassifier("lstm")(ids.float(), lengths, torch.ones(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="query"):
+        SentenceClassifier("lstm")(ids, lengths, torch.ones(3, dtype=torch.long))
+
+
+def test_accuracy_restores_the_training_mode(side_data):
+    model = SentenceClassifier("mean").train()
+    accuracy(model, side_data[1])
+    assert model.training
+    with pytest.raises(TypeError, match="SideQuestions"):
+        accuracy(model, side_data[1].tensors())
 
 
 def test_initial_state_with_lengths_follows_each_sentence():
