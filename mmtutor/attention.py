@@ -33,12 +33,23 @@ def _check_float(name: str, x: object, min_ndim: int) -> torch.Tensor:
     return x
 
 
-def _check_bool_mask(name: str, mask: object) -> torch.Tensor:
+def _check_bool_mask(name: str, mask: object, device: torch.device) -> torch.Tensor:
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"{name} must be a bool torch.Tensor (True = may attend), got {type(mask).__name__}")
     if mask.dtype != torch.bool:
         raise TypeError(f"{name} must have dtype torch.bool (True = may attend), got {mask.dtype}")
+    if mask.device != device:
+        raise ValueError(f"{name} is on {mask.device} but the scores are on {device}; move it with .to({device})")
     return mask
+
+
+def _check_like_weight(x: torch.Tensor, weight: torch.Tensor) -> None:
+    """``x`` must have the dtype and the device of the module's parameters."""
+    if x.dtype != weight.dtype:
+        raise TypeError(f"x has dtype {x.dtype} but the weights are {weight.dtype}; convert one of them "
+                        f"(x.to({weight.dtype}) or module.to({x.dtype}))")
+    if x.device != weight.device:
+        raise ValueError(f"x is on {x.device} but the weights are on {weight.device}")
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1) -> torch.Tensor:
@@ -57,7 +68,7 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: 
     _check_float("scores", scores, 1)
     if mask is None:
         return torch.softmax(scores, dim=dim)
-    _check_bool_mask("mask", mask)
+    _check_bool_mask("mask", mask, scores.device)
     try:
         fits = torch.broadcast_shapes(mask.shape, scores.shape) == scores.shape
     except RuntimeError:
@@ -99,8 +110,9 @@ class SelfAttention(nn.Module):
         _check_float("x", x, 3)
         if x.ndim != 3 or x.shape[-1] != self.hidden_size:
             raise ValueError(f"x must have shape (B, T, {self.hidden_size}), got {tuple(x.shape)}")
+        _check_like_weight(x, self.W.weight)
         if mask is not None:
-            _check_bool_mask("mask", mask)
+            _check_bool_mask("mask", mask, x.device)
             if tuple(mask.shape) != tuple(x.shape[:2]):
                 raise ValueError(f"mask must have shape (B, T) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}")
             if not bool(mask.any(dim=1).all()):
@@ -134,6 +146,8 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         _check_float(name, x, 2)
     if not q.dtype == k.dtype == v.dtype:
         raise TypeError(f"q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not q.device == k.device == v.device:
+        raise ValueError(f"q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k must share the last size d_k, got q {tuple(q.shape)} and k {tuple(k.shape)}")
     if k.shape[-2] != v.shape[-2]:
@@ -144,7 +158,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         raise ValueError(f"the leading dimensions of q {tuple(q.shape)}, k {tuple(k.shape)} and "
                          f"v {tuple(v.shape)} do not broadcast") from err
     if mask is not None:
-        _check_bool_mask("mask", mask)
+        _check_bool_mask("mask", mask, q.device)
         want = (*batch, q.shape[-2], k.shape[-2])
         try:
             torch.broadcast_shapes(mask.shape, want)
@@ -184,7 +198,8 @@ class MultiHeadSelfAttention(nn.Module):
     $$\\mathrm{head}_i = \\mathrm{Attention}(X W^Q_i, X W^K_i, X W^V_i), \\qquad
       \\mathrm{MHA}(X) = [\\mathrm{head}_1; \\dots; \\mathrm{head}_h] W^O$$
 
-    Parameters (each an ``nn.Linear(d_model, d_model)``; head i uses rows ``i*d_k:(i+1)*d_k``):
+    Parameters (each an ``nn.Linear(d_model, d_model)``; head i uses rows ``i*d_k:(i+1)*d_k`` of the
+    q, k, v projections and the same columns of ``out_proj``):
 
     ============  =====================================  ==============================
     ours          ``nn.MultiheadAttention``               BERT (Hugging Face)
@@ -218,10 +233,11 @@ class MultiHeadSelfAttention(nn.Module):
         _check_float("x", x, 3)
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x must have shape (B, T, {self.d_model}), got {tuple(x.shape)}")
+        _check_like_weight(x, self.q_proj.weight)
         B, T, D = x.shape
         allowed = None
         if mask is not None:
-            _check_bool_mask("mask", mask)
+            _check_bool_mask("mask", mask, x.device)
             if tuple(mask.shape) != (B, T):
                 raise ValueError(f"mask must have shape (B, T) = {(B, T)}, got {tuple(mask.shape)}")
             allowed = mask[:, None, None, :]  # (B, 1, 1, T): every query, every head, real keys only

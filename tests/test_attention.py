@@ -227,6 +227,26 @@ def test_self_attention_without_positions_is_permutation_equivariant():
     assert not torch.allclose(mha(x[:, perm] + P), mha(x + P)[:, perm])
 
 
+def test_inputs_on_another_device_or_dtype_fail_with_a_clear_message():
+    # the "meta" device stands in for a GPU: no data, but a different device
+    q, k, v = (t.detach() for t in _qkv(2, 4, 6, T_k=7))
+    with pytest.raises(ValueError, match="mask is on meta"):
+        scaled_dot_product_attention(q, k, v, torch.ones(4, 7, dtype=torch.bool, device="meta"))
+    with pytest.raises(ValueError, match="one device"):
+        scaled_dot_product_attention(q, k.to("meta"), v)
+    with pytest.raises(ValueError, match="mask is on meta"):
+        masked_softmax(torch.randn(2, 3), torch.ones(2, 3, dtype=torch.bool, device="meta"))
+    x = torch.randn(2, 5, 4)
+    with pytest.raises(ValueError, match="mask is on meta"):
+        SelfAttention(4)(x, torch.ones(2, 5, dtype=torch.bool, device="meta"))
+    with pytest.raises(TypeError, match="float64"):
+        SelfAttention(4)(x.double())
+    with pytest.raises(ValueError, match="weights are on cpu"):
+        MultiHeadSelfAttention(4, 2)(x.to("meta"))
+    with pytest.raises(TypeError, match="float64"):
+        MultiHeadSelfAttention(4, 2)(x.double())
+
+
 def test_multi_head_rejects_bad_sizes():
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadSelfAttention(10, 3)
