@@ -103,6 +103,12 @@ class TransformerEncoderBlock(nn.Module):
         return self
 
 
+def _check_positive(**sizes: object) -> None:
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
 def _check_ids(ids: object, lengths: object, vocab_size: int) -> None:
     if not isinstance(ids, torch.Tensor) or ids.ndim != 2 or ids.dtype != torch.long:
         raise TypeError(f"ids must be a LongTensor (B, T), got {getattr(ids, 'dtype', type(ids).__name__)} "
@@ -149,6 +155,8 @@ class TransformerEncoder(nn.Module):
             raise ValueError(f"positions must be 'sinusoidal', 'learned' or 'none', got {config.positions!r}")
         if config.pooling not in ("mean", "attention"):
             raise ValueError(f"pooling must be 'mean' or 'attention', got {config.pooling!r}")
+        _check_positive(vocab_size=config.vocab_size, d_model=config.d_model, d_ff=config.d_ff,
+                        n_layers=config.n_layers, max_len=config.max_len)
         self.config = config
         D = config.d_model
         self.embed = nn.Embedding(config.vocab_size, D, padding_idx=0)
@@ -194,6 +202,7 @@ class RecurrentClassifier(nn.Module):
         super().__init__()
         if pooling not in ("attention", "mean", "last"):
             raise ValueError(f"pooling must be 'attention', 'mean' or 'last', got {pooling!r}")
+        _check_positive(vocab_size=vocab_size, n_classes=n_classes)
         self.vocab_size, self.pooling = vocab_size, pooling
         self.embed = nn.Embedding(vocab_size, embed_size, padding_idx=0)
         self.encoder = ContextEncoding(embed_size, hidden_size)

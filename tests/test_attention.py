@@ -315,6 +315,10 @@ def test_classifiers_give_logits_and_ignore_padding():
         encoders[0](torch.ones(1, 200, dtype=torch.long), torch.tensor([200]))
     with pytest.raises(ValueError, match="pooling"):
         RecurrentClassifier(len(VOCAB), 5, pooling="max")
+    with pytest.raises(ValueError, match="n_classes"):
+        RecurrentClassifier(len(VOCAB), 0)
+    with pytest.raises(ValueError, match="n_layers"):
+        TransformerEncoder(EncoderConfig(len(VOCAB), n_layers=0))
 
 
 def test_key_word_task_labels_the_colour_of_the_large_thing():
