@@ -240,7 +240,8 @@ class LSTMLayer(_Layer):
     gates = 4
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None, lengths: Tensor | None = None,
-                return_gates: bool = False):
+                return_gates: bool = False
+                ) -> tuple[Tensor, tuple[Tensor, Tensor]] | tuple[Tensor, tuple[Tensor, Tensor], Tensor]:
         if state is None:
             h0 = c0 = None
         elif isinstance(state, tuple | list) and len(state) == 2:
