@@ -46,34 +46,44 @@ def _check_input(name: str, x: object, shape: tuple[int | None, ...], floating: 
 @dataclass(frozen=True)
 class ImageEncoderConfig:
     in_channels: int = 3  # 3 for the RGB scenes, 1 for the grey digits
-    image_size: int = 32  # height = width of the input images, divisible by 2 ** len(widths)
-    widths: tuple[int, ...] = (16, 32, 64)  # channels of each stride-2 conv block (each halves the size)
+    image_size: int = 32  # height = width of the input images
+    widths: tuple[int, ...] = (16, 32, 64)  # channels of each conv block; every block after the first halves the size
+    patch: int = 2  # the first block cuts the image into patch x patch tiles (kernel = stride = patch); 2 = a 3x3
+    # conv of stride 2 like the other blocks
     hidden: int = 256  # width of the MLP between the flattened feature map and the projection
     out_dim: int = 64  # d, the dimension of the shared space
 
 
 class ConvImageEncoder(nn.Module):
-    """Stride-2 conv blocks (conv 3x3, batch norm, ReLU), flattened, then an MLP to ``out_dim``.
+    """Conv blocks (conv, batch norm, ReLU) that each shrink the image, flattened, then an MLP to ``out_dim``.
 
-    Flattening (instead of averaging over positions) keeps *where* things are, which the
-    relations "left of" and "above" need. ``forward(x (N, C, S, S)) -> (N, out_dim)``.
+    The first block either is a 3x3 conv of stride 2 (``patch=2``) or cuts the image into
+    ``patch x patch`` tiles (a conv with kernel = stride = ``patch``, as the "patch embedding" of a
+    vision transformer, cheaper); the others are 3x3 convs of stride 2. Flattening (instead of
+    averaging over positions) keeps *where* things are, which the relations "left of" and "above"
+    need. ``forward(x (N, C, S, S)) -> (N, out_dim)``.
     """
 
     def __init__(self, config: ImageEncoderConfig = ImageEncoderConfig()) -> None:
         super().__init__()
         c = config
-        for name in ("in_channels", "image_size", "hidden", "out_dim"):
+        for name in ("in_channels", "image_size", "hidden", "out_dim", "patch"):
             _check_int(name, getattr(c, name))
-        if not c.widths or c.image_size % 2 ** len(c.widths):
-            raise ValueError(f"image_size {c.image_size} must be divisible by 2 ** len(widths) = "
-                             f"{2 ** len(c.widths)} (widths={c.widths})")
+        shrink = c.patch * 2 ** (len(c.widths) - 1) if c.widths else 0
+        if not c.widths or c.patch < 2 or c.image_size % shrink:
+            raise ValueError(f"image_size {c.image_size} must be divisible by patch * 2 ** (len(widths) - 1) = "
+                             f"{shrink} (patch={c.patch} >= 2, widths={c.widths} not empty)")
         self.config = c
-        layers: list[nn.Module] = []
-        channels = c.in_channels
-        for width in c.widths:
+        if c.patch == 2:
+            layers: list[nn.Module] = [nn.Conv2d(c.in_channels, c.widths[0], 3, stride=2, padding=1)]
+        else:
+            layers = [nn.Conv2d(c.in_channels, c.widths[0], c.patch, stride=c.patch)]
+        layers += [nn.BatchNorm2d(c.widths[0]), nn.ReLU()]
+        channels = c.widths[0]
+        for width in c.widths[1:]:
             layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
             channels = width
-        side = c.image_size // 2 ** len(c.widths)
+        side = c.image_size // shrink
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(channels * side * side, c.hidden), nn.ReLU(),
                                   nn.Linear(c.hidden, c.out_dim))  # the last Linear is the projection P
@@ -116,7 +126,11 @@ class BagOfWordsEncoder(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         _check_input("ids", ids, (None, None), floating=False)
-        mask = _padding_mask(ids).unsqueeze(-1)  # (N, T, 1)
+        _padding_mask(ids)
+        # Sorting the ids first makes the sum run over the words in the same order for any reordering
+        # of a sentence, so the result is exactly, not only up to rounding, independent of word order.
+        ids = ids.sort(dim=1).values  # (N, T)
+        mask = (ids != 0).unsqueeze(-1)  # (N, T, 1)
         w = self.embedding(ids)  # (N, T, E)
         mean = (w * mask).sum(dim=1) / mask.sum(dim=1)  # (N, E), padding left out
         return self.projection(mean)
