@@ -59,21 +59,22 @@ class Embedding(nn.Module):
     non-integer dtype raise ``ValueError`` naming the value and the vocabulary size.
     """
 
-    def __init__(self, vocab_size: int, embed_size: int) -> None:
+    def __init__(self, vocab_size: int, embed_size: int, _weight: torch.Tensor | None = None) -> None:
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("embed_size", embed_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         self.vocab_size, self.embed_size = vocab_size, embed_size
-        self.weight = nn.Parameter(torch.randn(vocab_size, embed_size))  # N(0, 1), as nn.Embedding
+        # N(0, 1), as nn.Embedding; `_weight` (as in nn.Embedding) skips that draw: from_pretrained uses it
+        self.weight = nn.Parameter(torch.randn(vocab_size, embed_size) if _weight is None else _weight)
 
     @classmethod
     def from_pretrained(cls, table: torch.Tensor, freeze: bool = True) -> Embedding:
         """An ``Embedding`` holding a copy of ``table (V, D)`` (frozen unless ``freeze=False``)."""
         if not isinstance(table, torch.Tensor) or table.ndim != 2 or not table.is_floating_point():
             raise ValueError(f"table must be a 2-D float tensor (V, D), got {getattr(table, 'shape', table)!r}")
-        module = cls(*table.shape)
-        module.weight = nn.Parameter(table.detach().clone(), requires_grad=not freeze)
+        module = cls(*table.shape, _weight=table.detach().clone())  # a copy: no random table drawn first
+        module.weight.requires_grad_(not freeze)
         return module
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -100,8 +101,10 @@ def context_pairs(sentences: Sequence[torch.Tensor], window: int,
     if not sentences:
         empty = torch.zeros(0, dtype=torch.long)
         return empty, empty.clone()
-    if any(s.ndim != 1 or s.is_floating_point() for s in sentences):
-        raise ValueError("each sentence must be a 1-D tensor of integer ids")
+    if any(not isinstance(s, torch.Tensor) or s.ndim != 1 or s.is_floating_point() for s in sentences):
+        raise ValueError("each sentence must be a 1-D tensor of integer ids (Vocabulary.encode), got "
+                         + ", ".join(sorted({type(s).__name__ if not isinstance(s, torch.Tensor)
+                                             else f"{s.dtype} of shape {tuple(s.shape)}" for s in sentences})))
     w = torch.cat(sentences)  # (N,) one stream of ids
     sid = torch.repeat_interleave(torch.arange(len(sentences)), torch.tensor([len(s) for s in sentences]))
     if generator is None:
@@ -122,13 +125,16 @@ def noise_distribution(counts: torch.Tensor, power: float = 0.75) -> torch.Tenso
     r"""$P_n(w) = \mathrm{count}(w)^{\alpha} / \sum_{w'} \mathrm{count}(w')^{\alpha}$ with $\alpha = 3/4$.
 
     The power flattens the unigram distribution: rare words are drawn as negatives more often
-    than their frequency alone would say. Words with count 0 are never drawn.
+    than their frequency alone would say. Words with count 0 are never drawn (for any ``power >= 0``).
     """
     if not isinstance(counts, torch.Tensor) or counts.ndim != 1 or not len(counts):
         raise ValueError(f"counts must be a non-empty 1-D tensor, got {getattr(counts, 'shape', counts)!r}")
     if (counts < 0).any() or counts.sum() <= 0:
-        raise ValueError("counts must be >= 0 with a positive total")
-    p = counts.double() ** power
+        raise ValueError(f"counts must be >= 0 with a positive total, got min {counts.min().item()}, "
+                         f"total {counts.sum().item()}")
+    if not power >= 0:
+        raise ValueError(f"power must be >= 0, got {power}")
+    p = torch.where(counts > 0, counts.double() ** power, 0.0)  # (V,); 0 ** 0 would be 1
     return (p / p.sum()).float()  # (V,)
 
 
@@ -137,22 +143,26 @@ def unigram_table(probs: torch.Tensor, size: int = 1_000_000) -> torch.Tensor:
 
     Drawing negatives is then ``table[randint(size)]``, much cheaper than ``torch.multinomial``.
     """
-    if not isinstance(probs, torch.Tensor) or probs.ndim != 1 or (probs < 0).any():
-        raise ValueError("probs must be a 1-D tensor of non-negative probabilities")
+    if not isinstance(probs, torch.Tensor) or probs.ndim != 1 or (probs < 0).any() or not probs.sum() > 0:
+        raise ValueError("probs must be a 1-D tensor of non-negative probabilities with a positive sum, got "
+                         f"{probs if not isinstance(probs, torch.Tensor) or probs.numel() <= 5 else probs.shape}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be an int >= 1, got {size!r}")
     cells = torch.diff((probs.double().cumsum(0) / probs.double().sum() * size).round().long(),
                        prepend=torch.zeros(1, dtype=torch.long))  # (V,) cells per id, summing to size
     return torch.repeat_interleave(torch.arange(len(probs)), cells)  # (size,)
 
 
 def keep_probability(counts: torch.Tensor, t: float = 1e-3) -> torch.Tensor:
-    r"""Frequent-word subsampling, as in word2vec's code: keep word ``w`` with probability
+    r"""Frequent-word subsampling, as in word2vec's C code and gensim: keep word ``w`` with probability
 
-    $$p_{\mathrm{keep}}(w) = \min\Big(1, \big(\sqrt{f(w)/t} + 1\big)\, t / f(w)\Big)$$
+    $$p_{\mathrm{keep}}(w) = \min\Big(1, \big(\sqrt{f(w)/t} + 1\big)\, t / f(w)\Big)
+                           = \min\Big(1, \sqrt{t/f(w)} + t/f(w)\Big)$$
 
     with $f(w) = \mathrm{count}(w) / \sum_{w'} \mathrm{count}(w')$, the word's share of the corpus.
-
-    Words rarer than about ``t`` are always kept; "the" loses most of its occurrences, which says little.
-    ``t = 0`` keeps everything.
+    (Mikolov et al. 2013 write the discard probability as $1 - \sqrt{t/f(w)}$; the code adds $t/f(w)$,
+    which keeps a little more.) A word loses occurrences once $f(w) > \frac{3 + \sqrt 5}{2}\, t \approx 2.6\, t$;
+    "the" loses most of its occurrences, which say little. ``t = 0`` keeps everything.
     """
     if not isinstance(counts, torch.Tensor) or counts.ndim != 1:
         raise ValueError(f"counts must be a 1-D tensor, got {getattr(counts, 'shape', counts)!r}")
@@ -160,6 +170,8 @@ def keep_probability(counts: torch.Tensor, t: float = 1e-3) -> torch.Tensor:
         raise ValueError(f"t must be >= 0, got {t}")
     if t == 0:
         return torch.ones(len(counts))
+    if (counts < 0).any() or not counts.sum() > 0:
+        raise ValueError(f"counts must be >= 0 with a positive total, got {counts.tolist()[:5]}...")
     f = counts.double() / counts.sum()
     keep = ((f / t).sqrt() + 1) * t / f  # inf where f == 0, clipped below
     return keep.clamp(max=1.0).float()  # (V,)
@@ -167,8 +179,21 @@ def keep_probability(counts: torch.Tensor, t: float = 1e-3) -> torch.Tensor:
 
 def subsample(sentences: Sequence[torch.Tensor], keep: torch.Tensor,
               generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    """Drop each token ``w`` independently with probability ``1 - keep[w]``."""
-    return [s[torch.rand(len(s), generator=generator) < keep[s]] for s in sentences]
+    """Drop each token ``w`` independently with probability ``1 - keep[w]`` (``keep (V,)``, from ``keep_probability``).
+
+    The uniform numbers are drawn on the CPU from ``generator``: the same tokens are kept on every device.
+    """
+    if not isinstance(keep, torch.Tensor) or keep.ndim != 1 or not keep.is_floating_point():
+        raise ValueError(f"keep must be a 1-D float tensor (V,), got {getattr(keep, 'shape', type(keep).__name__)}")
+    for s in sentences:
+        _check_ids(s, len(keep), "each sentence")
+        if s.ndim != 1:
+            raise ValueError(f"each sentence must be a 1-D tensor of ids, got shape {tuple(s.shape)}")
+    kept = []
+    for s in sentences:
+        u = torch.rand(len(s), generator=generator)  # (L,) on the CPU
+        kept.append(s[u.to(s.device) < keep.to(s.device)[s]])
+    return kept
 
 
 def sgns_loss(v: torch.Tensor, u_pos: torch.Tensor, u_neg: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -208,6 +233,8 @@ class SkipGram(nn.Module):
             self.U.weight.zero_()
 
     def forward(self, c: torch.Tensor, o: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        if not all(isinstance(x, torch.Tensor) for x in (c, o, neg)):
+            raise TypeError(f"c, o and neg must be tensors of ids, got {[type(x).__name__ for x in (c, o, neg)]}")
         if c.ndim != 1 or o.shape != c.shape or neg.ndim != 2 or neg.shape[0] != c.shape[0]:
             raise ValueError(f"expected c (B,), o (B,), neg (B, K); got {tuple(c.shape)}, {tuple(o.shape)}, "
                              f"{tuple(neg.shape)}")

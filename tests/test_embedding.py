@@ -101,6 +101,9 @@ def test_from_pretrained_copies_and_freezes():
     table.zero_()
     assert emb.weight.abs().sum() > 0  # a copy, not a view
     assert Embedding.from_pretrained(torch.randn(2, 2), freeze=False).weight.requires_grad
+    state = torch.get_rng_state()
+    Embedding.from_pretrained(torch.zeros(1000, 8))
+    assert torch.equal(torch.get_rng_state(), state)  # no random table is drawn only to be thrown away
 
 
 # ------------------------------------------------------------------------------------------- text, vocabulary
@@ -181,6 +184,8 @@ def test_context_pairs_full_window_match_brute_force_and_stay_in_sentences():
     assert c.numel() == 0 and o.numel() == 0
     with pytest.raises(ValueError):
         context_pairs(sentences, 0)
+    with pytest.raises(ValueError, match="list"):
+        context_pairs([[1, 2, 3]], 1)
 
 
 def test_context_pairs_random_window_favours_near_words():
@@ -203,6 +208,15 @@ def test_noise_distribution_and_table():
     for bad in (torch.tensor([0, 0]), torch.tensor([-1, 2]), torch.zeros(0)):
         with pytest.raises(ValueError):
             noise_distribution(bad)
+    with pytest.raises(ValueError, match="power"):
+        noise_distribution(counts, power=-1.0)
+    uniform = noise_distribution(counts, power=0.0)  # uniform over the words that occur; count 0 still never drawn
+    torch.testing.assert_close(uniform, torch.tensor([0.0, 1 / 3, 1 / 3, 1 / 3]))
+    for bad in (torch.zeros(3), torch.tensor([-0.5, 1.0])):
+        with pytest.raises(ValueError, match="probabilities"):
+            unigram_table(bad)
+    with pytest.raises(ValueError, match="size"):
+        unigram_table(p, size=0)
 
 
 def test_keep_probability_and_subsample():
@@ -218,6 +232,33 @@ def test_keep_probability_and_subsample():
     assert abs(len(kept) / 20_000 - expected[0].item()) < 0.01
     with pytest.raises(ValueError):
         keep_probability(counts, -1.0)
+    with pytest.raises(ValueError, match="positive total"):
+        keep_probability(torch.zeros(3), 1e-3)
+    keep = keep_probability(counts, t)
+    with pytest.raises(ValueError, match=r"\[0, 4\).*7"):
+        subsample([torch.tensor([1, 7])], keep)
+    with pytest.raises(ValueError, match="integer dtype"):
+        subsample([torch.tensor([1.0])], keep)
+    with pytest.raises(ValueError, match="keep"):
+        subsample([torch.tensor([1])], torch.tensor([1, 1]))
+
+
+def test_subsampling_and_noise_match_gensim():
+    """Our keep probabilities and noise distribution against gensim's own tables on the Lee corpus."""
+    from gensim.models import Word2Vec
+
+    sentences = load_lee_corpus()
+    model = Word2Vec(vector_size=8, min_count=3, sample=1e-3, negative=5, sg=1, workers=1, seed=0)
+    model.build_vocab(sentences)  # counts, sample_int and cum_table; no training
+    words = model.wv.index_to_key
+    counts = torch.tensor([model.wv.get_vecattr(w, "count") for w in words])
+    gensim_keep = torch.tensor([model.wv.get_vecattr(w, "sample_int") / (2**32 - 1) for w in words],
+                               dtype=torch.float64)
+    torch.testing.assert_close(keep_probability(counts, 1e-3).double(), gensim_keep, atol=1e-6, rtol=0)
+    assert (gensim_keep < 1).sum() > 10  # the comparison covers words that are subsampled
+    cum = torch.tensor(model.cum_table.astype("int64"))
+    gensim_noise = torch.diff(cum, prepend=torch.zeros(1, dtype=torch.long)).double() / cum[-1]
+    torch.testing.assert_close(noise_distribution(counts, 0.75).double(), gensim_noise, atol=1e-8, rtol=1e-5)
 
 
 def test_sgns_loss_by_hand():
@@ -285,6 +326,8 @@ def test_skipgram_init_forward_and_shapes():
         model(c, o, neg[0])
     with pytest.raises(ValueError, match="size 10"):
         model(c, torch.tensor([3, 10]), neg)
+    with pytest.raises(TypeError, match="tensors"):
+        model([1, 2], o, neg)
 
 
 # ------------------------------------------------------------------------------------------ batches, training
