@@ -108,6 +108,9 @@ def most_similar(E: torch.Tensor, vocab: Sequence[str], query: str | torch.Tenso
     ``query`` is a word of ``vocab`` (itself excluded) or a vector ``(D,)``. ``vocab[i]`` names row ``i``.
     """
     _check_table(E)
+    if isinstance(vocab, Mapping | str):
+        raise TypeError("vocab must be the list of words in row order (e.g. Vocabulary.itos), "
+                        f"got {type(vocab).__name__}")
     if len(vocab) != E.shape[0]:
         raise ValueError(f"vocab has {len(vocab)} words for a table of {E.shape[0]} rows")
     stoi = _index(vocab)
@@ -143,13 +146,18 @@ def analogy(E: torch.Tensor, vocab: Sequence[str], a: str, b: str, c: str, k: in
 
 
 def rank(x: torch.Tensor) -> torch.Tensor:
-    """Ranks 1..n of a 1-D tensor, ties sharing their average rank (as ``scipy.stats.rankdata``)."""
+    r"""Ranks 1..n of a 1-D tensor, ties sharing their average rank (as ``scipy.stats.rankdata``).
+
+    A value with $b$ values below it and $e$ equal to it (itself included) gets rank $b + (e + 1) / 2$;
+    computed from the sorted distinct values, ``O(n log n)``.
+    """
     if not isinstance(x, torch.Tensor) or x.ndim != 1:
         raise ValueError(f"rank expects a 1-D tensor, got {getattr(x, 'shape', type(x).__name__)}")
-    x = x.double()
-    below = (x.unsqueeze(1) > x.unsqueeze(0)).sum(1)  # (n,) how many are strictly smaller
-    equal = (x.unsqueeze(1) == x.unsqueeze(0)).sum(1)  # (n,) how many are equal, itself included
-    return below.double() + (equal.double() + 1) / 2  # (n,) float64
+    if x.is_floating_point() and x.isnan().any():
+        raise ValueError("rank got NaN values, which have no rank")
+    _, inverse, e = torch.unique(x.double(), sorted=True, return_inverse=True, return_counts=True)  # distinct values
+    b = e.cumsum(0) - e  # (U,) values strictly below each distinct value
+    return (b.double() + (e.double() + 1) / 2)[inverse]  # (n,) float64
 
 
 def spearman(x: torch.Tensor, y: torch.Tensor) -> float:

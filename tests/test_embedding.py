@@ -379,6 +379,10 @@ def test_rank_and_spearman_match_scipy_with_ties():
     for a, b in [(x, y[:5]), (x[:1], y[:1]), (x[None], y[None])]:
         with pytest.raises(ValueError):
             spearman(a, b)
+    big = torch.randint(0, 50, (20_000,), generator=g)  # many ties, too long for an (n, n) comparison
+    torch.testing.assert_close(rank(big), torch.as_tensor(scipy.stats.rankdata(big.numpy()), dtype=torch.float64))
+    with pytest.raises(ValueError, match="NaN"):
+        rank(torch.tensor([1.0, math.nan]))
 
 
 def test_evaluate_word_pairs_reports_the_oov_rate():
@@ -409,6 +413,8 @@ def test_most_similar_and_analogy_on_a_known_table():
         most_similar(E, vocab[:3], "king")
     with pytest.raises(ValueError):
         most_similar(E, vocab, "king", k=0)
+    with pytest.raises(TypeError, match="row order"):
+        most_similar(E, {w: i for i, w in enumerate(vocab)}, "king")
 
 
 # ------------------------------------------------------------------------------------------------- pretrained
