@@ -103,8 +103,10 @@ def clip_loss_with_negatives(image_emb: torch.Tensor, text_emb: torch.Tensor, ne
                              logit_scale: torch.Tensor | float) -> torch.Tensor:
     """CLIP's loss with one hard negative caption per image added to the image-to-text side (NegCLIP).
 
-    $$L = s\\, \\hat U\\, [\\hat T;\\ \\hat T^-]^\\top \\in \\mathbb R^{N \\times 2N},\\qquad
-      \\mathcal L = \\frac{1}{2}\\Big[\\mathrm{CE}(L, \\mathrm{diag}) + \\mathrm{CE}(L_{:, :N}^\\top, \\mathrm{diag})\\Big]$$
+    $$L = s\\, \\hat U\\, [\\hat T;\\ \\hat T^-]^\\top \\in \\mathbb R^{N \\times 2N},$$
+
+    $$\\mathcal L = \\frac{1}{2}\\Big[\\mathrm{CE}(L, \\mathrm{diag})
+      + \\mathrm{CE}(L_{:, :N}^\\top, \\mathrm{diag})\\Big]$$
 
     Each image must now also prefer its caption to a near-copy that is false for it ("a blue
     circle left of a red square" for a red circle left of a blue square); the negatives have no
@@ -249,7 +251,8 @@ def label_recall_at_k(queries: torch.Tensor, gallery: torch.Tensor, query_labels
 def ensemble_prompts(prompt_emb: torch.Tensor) -> torch.Tensor:
     """One embedding per class from several prompts: ``(C, P, d) -> (C, d)``.
 
-    $$\\vec c_k = \\mathrm{normalise}\\Big(\\frac{1}{P} \\sum_p \\frac{\\vec t_{kp}}{\\lVert \\vec t_{kp} \\rVert}\\Big)$$
+    $$\\vec c_k = \\mathrm{normalise}\\Big(\\frac{1}{P} \\sum_p
+      \\frac{\\vec t_{kp}}{\\lVert \\vec t_{kp} \\rVert}\\Big)$$
     """
     if not isinstance(prompt_emb, torch.Tensor) or not prompt_emb.is_floating_point() or prompt_emb.ndim != 3:
         raise ValueError(f"prompt_emb must be a float tensor (C classes, P prompts, d), got "

@@ -53,15 +53,17 @@ def _positive_int(value: object, name: str, low: int = 1, high: int | None = Non
 # ----------------------------------------------------------------------------- k-means
 def _nearest(x: np.ndarray, c: np.ndarray, spherical: bool) -> tuple[np.ndarray, np.ndarray]:
     """Index of the nearest centroid per row and its score ($x\\cdot c$, or $x\\cdot c - \\lVert c\\rVert^2/2$)."""
-    bias = np.zeros(len(c), c.dtype) if spherical else -0.5 * np.einsum("ij,ij->i", c, c)
+    bias = None if spherical else -0.5 * np.einsum("ij,ij->i", c, c)
     labels = np.empty(len(x), np.int64)
     best = np.empty(len(x), x.dtype)
 
     def chunk(t: int) -> None:
         rows = slice(4096 * t, 4096 * (t + 1))
-        scores = x[rows] @ c.T + bias  # (B, K): argmax = argmin of the squared distance
+        scores = x[rows] @ c.T  # (B, K)
+        if bias is not None:
+            scores += bias  # x.c - |c|^2 / 2: its argmax is the argmin of the squared distance
         labels[rows] = scores.argmax(1)  # first maximum: ties go to the smaller centroid index
-        best[rows] = scores[np.arange(len(scores)), labels[rows]]
+        best[rows] = np.take_along_axis(scores, labels[rows, None], 1)[:, 0]
 
     _parallel(chunk, -(-len(x) // 4096))
     return labels, best
@@ -184,15 +186,15 @@ class IVFIndex(_Index):
             if hi == lo:
                 continue
             who = pairs[a:b]  # queries probing cell c
-            scores = qn[who] @ self._vectors[lo:hi].T  # (n_q, n_c)
+            scores = self._vectors[lo:hi] @ qn[who].T  # (n_c, n_q): this shape suits BLAS best here
             if hi - lo > k:  # the k best per query, plus any ties with the k-th
-                kth = np.partition(scores, hi - lo - k, axis=1)[:, hi - lo - k]
-                r, j = np.nonzero(scores >= kth[:, None])
+                kth = np.partition(scores, hi - lo - k, axis=0)[hi - lo - k]  # (n_q,)
+                j, r = np.nonzero(scores >= kth)
             else:
-                r, j = np.nonzero(np.isfinite(scores))
+                j, r = np.nonzero(np.isfinite(scores))
             rows.append(who[r])
             ids.append(self._ids[lo + j])
-            vals.append(scores[r, j])
+            vals.append(scores[j, r])
         if not rows:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
         return np.concatenate(rows), np.concatenate(ids), np.concatenate(vals)

