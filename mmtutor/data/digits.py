@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .scenes import encode_words
+
 DIGIT_NAMES: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 TEMPLATES: tuple[str, ...] = (  # the captions of training images; {} is the digit's name
     "a handwritten {}",
@@ -79,21 +81,4 @@ def digit_captions(labels: torch.Tensor | Sequence[int], seed: int,
 
 def encode(texts: Sequence[str], max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Texts to padded word ids ``(N, T)`` (id 0 pads the end) and their lengths ``(N,)``."""
-    if isinstance(texts, str):
-        raise TypeError("encode expects a list of texts, got a single string (wrap it in a list)")
-    rows = []
-    for text in texts:
-        words = text.lower().split()
-        unknown = [w for w in words if w not in WORD_TO_ID or w == PAD]
-        if unknown or not words:
-            raise ValueError(f"every text needs words from the digit vocabulary {VOCAB[1:]}; "
-                             f"got unknown words {unknown} in {text!r}")
-        rows.append([WORD_TO_ID[w] for w in words])
-    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
-    width = max_len if max_len is not None else int(lengths.max()) if rows else 0
-    if rows and int(lengths.max()) > width:
-        raise ValueError(f"a text has {int(lengths.max())} words, more than max_len={width}")
-    ids = torch.zeros(len(rows), width, dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return ids, lengths
+    return encode_words(texts, VOCAB, max_len, "digit")

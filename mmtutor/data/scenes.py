@@ -223,20 +223,34 @@ def render_batch(scenes: Sequence[Scene], size: int = 32) -> torch.Tensor:
     return torch.stack([render(scene, size) for scene in scenes])
 
 
-def encode(texts: Sequence[str], max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Caption texts to padded word ids ``(N, T)`` (id 0 pads the end) and their lengths ``(N,)``."""
+def encode_words(texts: Sequence[str], vocab: Sequence[str], max_len: int | None = None,
+                 what: str = "scene") -> tuple[torch.Tensor, torch.Tensor]:
+    """Texts to padded ids in a small fixed vocabulary (``vocab[0]`` pads): ``(N, T)`` ids and ``(N,)`` lengths.
+
+    Every text needs at least one word and only words of ``vocab`` (not the padding token);
+    ``max_len`` fixes ``T`` (default: the longest text). Used by the scenes and the digits.
+    """
+    if isinstance(texts, str):
+        raise TypeError("encode expects a list of texts, got a single string (wrap it in a list)")
+    word_to_id = {word: i for i, word in enumerate(vocab)}
     rows = []
     for text in texts:
         words = text.lower().split()
-        unknown = [w for w in words if w not in WORD_TO_ID or w == PAD]
-        if unknown:
-            raise ValueError(f"words outside the scene vocabulary {VOCAB[1:]}: {unknown} in {text!r}")
-        rows.append([WORD_TO_ID[w] for w in words])
+        unknown = [w for w in words if w not in word_to_id or w == vocab[0]]
+        if unknown or not words:
+            raise ValueError(f"every text needs words from the {what} vocabulary {tuple(vocab[1:])}; "
+                             f"got unknown words {unknown} in {text!r}")
+        rows.append([word_to_id[w] for w in words])
     lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
     width = max_len if max_len is not None else int(lengths.max()) if rows else 0
     if rows and int(lengths.max()) > width:
-        raise ValueError(f"a caption has {int(lengths.max())} words, more than max_len={width}")
-    ids = torch.zeros(len(rows), width, dtype=torch.long)
+        raise ValueError(f"a text has {int(lengths.max())} words, more than max_len={width}")
+    ids = torch.zeros(len(rows), width, dtype=torch.long)  # (N, T), 0 = padding
     for i, row in enumerate(rows):
         ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
     return ids, lengths
+
+
+def encode(texts: Sequence[str], max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Caption texts to padded word ids ``(N, T)`` (id 0 pads the end) and their lengths ``(N,)``."""
+    return encode_words(texts, VOCAB, max_len, "scene")
