@@ -34,7 +34,6 @@ from .similarity import (
     _segmented_topk,
     _threaded_topk,
     _unit_rows,
-    topk_search,
 )
 
 __all__ = ["kmeans", "IVFIndex", "LSHIndex", "PQIndex"]
@@ -132,6 +131,23 @@ class _Index:
 
 
 # ----------------------------------------------------------------------------- inverted file
+def _top_k_bar(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per column of ``scores (n, m)`` a bar at or below its k-th largest score, found cheaply.
+
+    Cut the rows into disjoint groups and take each group's maximum. The k-th largest maximum
+    $b$ is reached by k groups, hence by at least k scores, so $b \\le$ the k-th largest score and
+    ``scores >= b`` keeps the k best, any ties with the k-th, and (with about 8k groups) a few
+    more. The k-th largest of ~8k maxima is a much smaller partial sort than among n scores.
+    """
+    n, span = len(scores), 8 * k
+    if n <= k:
+        return np.full(scores.shape[1], -np.inf, scores.dtype)  # keep them all
+    if n >= 2 * span:  # group g = rows g, g + span, g + 2 span, ...: a max over n // span slabs
+        whole = n // span * span
+        scores = np.concatenate([scores[:whole].reshape(-1, span, scores.shape[1]).max(0), scores[whole:]])
+    return np.partition(scores, len(scores) - k, axis=0)[len(scores) - k]  # (m,)
+
+
 class IVFIndex(_Index):
     """Inverted file: ``n_lists`` k-means cells, each holding the vectors closest to its centroid.
 
@@ -159,8 +175,29 @@ class IVFIndex(_Index):
         return self
 
     def _probe(self, xs: np.ndarray, n_probe: int) -> np.ndarray:
-        """The ``n_probe`` cells most similar to each row: exact search among the centroids."""
-        return topk_search(torch.from_numpy(xs), self.centroids, n_probe)[1].numpy()  # (B, n_probe)
+        """The ``n_probe`` cells most similar to each row ``(B, n_probe)``, ties to the smaller cell.
+
+        Per block of rows one product $S = X C^\\top$ (B, n_lists), then the top n_probe of each row
+        of $S$ (in no particular order). ``torch.topk`` breaks ties arbitrarily, so a row where more
+        cells than places tie with its n_probe-th score is redone with a stable sort.
+        """
+        c = self.centroids.numpy()
+        out = np.empty((len(xs), n_probe), np.int64)
+
+        def chunk(t: int) -> None:
+            rows = slice(256 * t, 256 * (t + 1))
+            scores = xs[rows] @ c.T  # (B, n_lists)
+            if n_probe == 1:
+                out[rows, 0] = scores.argmax(1)  # the first maximum: ties go to the smaller cell
+                return
+            top = torch.topk(torch.from_numpy(scores), n_probe, dim=1, sorted=False)
+            cells, tau = top.indices.numpy(), top.values.numpy().min(1, keepdims=True)  # (B, n_probe), (B, 1)
+            tied = (scores >= tau).sum(1) > n_probe  # (B,)
+            cells[tied] = np.argsort(-scores[tied], axis=1, kind="stable")[:, :n_probe]
+            out[rows] = cells
+
+        _parallel(chunk, -(-len(xs) // 256))
+        return out
 
     def add(self, x: Tensor) -> IVFIndex:
         self._ready("add")
@@ -177,27 +214,28 @@ class IVFIndex(_Index):
     def list_sizes(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def _scan(self, qn: np.ndarray, pairs: np.ndarray, cells: list[int], starts: list[int],
-              k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Score the queries that probe each cell against that cell's vectors; keep each query's top k."""
-        rows, ids, vals = [], [], []
+    def _scan(self, qt: np.ndarray, pairs: np.ndarray, cells: list[int], starts: list[int],
+              k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Score the queries that probe each cell against that cell's vectors; keep each query's top k.
+
+        Pair p (a query and a cell it probes) gets column p of ``scores (W, P)``: the scores of the
+        cell's vectors, padded with -inf to W rows (the cells come sorted by size, so little is
+        padding). Each cell costs one product; the selection is then done for all pairs at once,
+        keeping the scores at or above ``_top_k_bar`` (at most the k-th best of the column).
+        Returns (position in ``pairs``, stored row, score) of every kept candidate, and the bars ``(P,)``.
+        """
+        bounds, a0 = self.offsets.tolist(), starts[0]
+        q = qt.take(pairs[a0:starts[-1]], axis=1)  # (D, P): the query of each pair, as a column
+        width = max(bounds[c + 1] - bounds[c] for c in cells)
+        scores = np.full((width, starts[-1] - a0), -np.inf, np.float32)  # (W, P)
         for c, a, b in zip(cells, starts[:-1], starts[1:], strict=True):
-            lo, hi = int(self.offsets[c]), int(self.offsets[c + 1])
-            if hi == lo:
-                continue
-            who = pairs[a:b]  # queries probing cell c
-            scores = self._vectors[lo:hi] @ qn[who].T  # (n_c, n_q): this shape suits BLAS best here
-            if hi - lo > k:  # the k best per query, plus any ties with the k-th
-                kth = np.partition(scores, hi - lo - k, axis=0)[hi - lo - k]  # (n_q,)
-                j, r = np.nonzero(scores >= kth)
-            else:
-                j, r = np.nonzero(np.isfinite(scores))
-            rows.append(who[r])
-            ids.append(self._ids[lo + j])
-            vals.append(scores[j, r])
-        if not rows:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
-        return np.concatenate(rows), np.concatenate(ids), np.concatenate(vals)
+            lo, hi = bounds[c], bounds[c + 1]
+            # (n_c, D) @ (D, n_q): one product for all queries probing cell c, written in place
+            np.matmul(self._vectors[lo:hi], q[:, a - a0:b - a0], out=scores[: hi - lo, a - a0:b - a0])
+        bar = np.maximum(_top_k_bar(scores, k), np.finfo(np.float32).min)  # (P,): never the -inf padding
+        j, p = np.nonzero(scores >= bar)  # the k best of each pair, its ties, and a few more
+        first = np.repeat(self.offsets[cells], np.diff(starts))  # (P,) the first stored row of each pair's cell
+        return p + a0, first[p] + j, scores[j, p], bar
 
     @torch.no_grad()
     def search(self, queries: Tensor, k: int, n_probe: int = 1) -> tuple[Tensor, Tensor]:
@@ -206,20 +244,29 @@ class IVFIndex(_Index):
         _check_k(k, 2**62, "IVFIndex.search", "results")
         n_probe = _positive_int(n_probe, "IVFIndex.search: n_probe", 1, self.n_lists)
         probe = self._probe(qn, n_probe)  # (Q, n_probe)
-        # cell-major: all queries that probe cell c are scored against it with one matrix product
-        order = np.argsort(probe.ravel(), kind="stable")
+        # cell-major: all queries that probe cell c are scored against it with one matrix product.
+        # Cells go in order of size (then index), so the cells of one task need little padding.
+        sizes = self.list_sizes()
+        order = np.argsort((sizes[probe] * self.n_lists + probe).ravel(), kind="stable")
         pairs = order // n_probe  # query of each (query, cell) pair, grouped by cell
         cell_of = probe.ravel()[order]
         firsts = np.flatnonzero(np.r_[True, cell_of[1:] != cell_of[:-1]])
         cells, starts = cell_of[firsts].tolist(), [*firsts.tolist(), len(order)]
-        work = np.cumsum(np.diff(starts) * self.list_sizes()[cells])
-        # split the cells into runs of about equal work, one per thread
-        n_threads = min(torch.get_num_threads(), max(1, int(work[-1]) // 1_000_000), len(cells))
-        cuts = [0, *np.searchsorted(work, work[-1] * np.arange(1, n_threads) / n_threads).tolist(), len(cells)]
-        parts = _parallel(lambda t: self._scan(qn, pairs, cells[cuts[t]:cuts[t + 1]],
-                                               starts[cuts[t]:cuts[t + 1] + 1], k), n_threads)
-        rows, ids, vals = (np.concatenate(p) for p in zip(*parts, strict=True))
-        return self._as_torch(*_segmented_topk(rows, ids, vals, len(qn), k))
+        work = np.cumsum(np.diff(starts) * sizes[cells])  # scores computed, up to each cell
+        # split the cells into tasks of about equal work: at least one per thread, at most ~4M scores each
+        n_threads = min(torch.get_num_threads(), max(1, int(work[-1]) // 100_000))
+        n_tasks = min(len(cells), max(n_threads, -(-int(work[-1]) // 2**22)))
+        cuts = np.unique([0, *np.searchsorted(work, work[-1] * np.arange(1, n_tasks) / n_tasks), len(cells)]).tolist()
+        qt = np.ascontiguousarray(qn.T)  # (D, Q)
+        parts = _parallel(lambda t: self._scan(qt, pairs, cells[cuts[t]:cuts[t + 1]],
+                                               starts[cuts[t]:cuts[t + 1] + 1], k), len(cuts) - 1)
+        pos, rows, vals, bars = (np.concatenate(p) for p in zip(*parts, strict=True))
+        # at least k candidates of a query reach the bar of each of its pairs: those below the highest bar can go
+        query_bar = np.full(len(qn), -np.inf, np.float32)
+        np.maximum.at(query_bar, pairs, bars)  # (Q,)
+        who = pairs[pos]
+        keep = vals >= query_bar[who]
+        return self._as_torch(*_segmented_topk(who[keep], self._ids[rows[keep]], vals[keep], len(qn), k))
 
     def bytes_per_vector(self) -> float:
         """Stored bytes per database vector: the float32 vector, its int64 id, a share of the centroids."""

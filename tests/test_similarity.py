@@ -207,6 +207,42 @@ def test_ivf_recall_and_sanity(clustered):
     torch.testing.assert_close(values, topk_search(queries, database, 10)[0], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("n_probe", [1, 3, 20])
+@pytest.mark.parametrize("k", [1, 10, 400])
+def test_ivf_equals_exact_search_over_the_probed_cells(n_probe, k):
+    # reference: each query's n_probe most similar centroids (ties to the smaller cell), then an exact
+    # stable-sorted search over the vectors filed in those cells; k=400 exceeds most cells (padding)
+    x = clustered_vectors(6000 + 40, 16, n_clusters=30, spread=0.6, seed=3)
+    database, queries = x[:6000], x[6000:].double()  # float64 queries are accepted too
+    ivf = IVFIndex(16, 20).train(database).add(database)
+    centroids = ivf.centroids.double()
+    cell = (normalize(database.double()) @ centroids.T).argmax(1)  # (N,) the cell of each vector
+    probed = torch.sort(normalize(queries) @ centroids.T, dim=1, descending=True, stable=True)[1][:, :n_probe]
+    scores = normalize(queries) @ normalize(database.double()).T  # (Q, N)
+    scores[~(cell[None, :, None] == probed[:, None, :]).any(2)] = -torch.inf
+    ref_v, ref_i = torch.sort(scores, dim=1, descending=True, stable=True)
+    ref_i[torch.isinf(ref_v)] = -1
+    values, indices = ivf.search(queries, k, n_probe=n_probe)
+    assert values.dtype == torch.float32 and indices.dtype == torch.int64
+    assert torch.equal(indices, ref_i[:, :k])
+    torch.testing.assert_close(values.double(), ref_v[:, :k], atol=1e-5, rtol=0)
+
+
+def test_ivf_ties_go_to_the_smaller_id():
+    # one-hot vectors, each eight times: q . x is one exact product, so duplicates tie exactly
+    database = torch.eye(8)[torch.arange(64) % 8]
+    queries = torch.randn(5, 8, generator=torch.Generator().manual_seed(8))
+    ivf = IVFIndex(8, 4).train(database).add(database)
+    for n_probe, k in ((4, 20), (4, 64), (1, 3)):
+        values, indices = ivf.search(queries, k, n_probe=n_probe)
+        if n_probe == 4:  # every cell: exact search
+            assert torch.equal(indices, brute_force(queries, database, k)[1])
+        order = torch.sort(-values, dim=1, stable=True)[1]  # scores descending, equal scores by ascending id
+        assert torch.equal(order, torch.arange(k).expand_as(order))
+        tied = values[:, 1:] == values[:, :-1]
+        assert (indices[:, 1:][tied] > indices[:, :-1][tied]).all()
+
+
 def test_ivf_pads_missing_results_and_errors():
     g = torch.Generator().manual_seed(7)
     x = torch.randn(100, 8, generator=g)
