@@ -1,0 +1,260 @@
+r"""The chapter's demos, run by every rank of one launch:
+
+    python -m torch.distributed.run --nnodes=1 --nproc_per_node=2 --master_addr=127.0.0.1 --master_port=29500 \
+        -m mmtutor.distributed.launch --out /tmp/run
+
+Each rank joins the process group (:func:`mmtutor.distributed.init_from_env`), runs the demos named by
+``--demos`` (default all: ``collectives``, ``gather``, ``ddp``, ``timing``, ``search``) and writes what it saw
+to ``OUT/rank{r}.json`` (numbers) and ``OUT/rank{r}.pt`` (tensors), so that a notebook or a test can
+compare them with single-process references built from the same seeds (:class:`DemoConfig`,
+:func:`demo_embeddings`, :func:`search_data`). ``--fail-rank R`` makes rank ``R`` raise before the
+first collective, to show what torchrun does then: it stops the other ranks and exits non-zero with
+rank ``R``'s error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.distributed.elastic.multiprocessing.errors import record
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from ..alignment import clip_loss
+from .contrastive import digit_batch, digit_model, freeze_batchnorm, gathered_clip_loss
+from .process import Context, init_from_env, shutdown
+from .search import shard_bounds, sharded_topk_search, tie_heavy_vectors
+
+DEMOS = ("collectives", "gather", "ddp", "timing", "search")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    r"""Sizes and seeds of the demos; the references rebuild the same data from them."""
+
+    n_pairs: int = 16  # global batch of the gathered-loss demo on fixed random embeddings
+    emb_dim: int = 8  # their dimension
+    emb_scale: float = 10.0  # the logit scale s of that demo
+    batch: int = 128  # global batch of the DDP demos (chapter 7's digit batch)
+    lr: float = 0.1  # plain SGD, one step: the step is the gradient, nothing else
+    search_n: int = 20_000  # database rows (not a multiple of the block: the last shard is ragged)
+    search_dim: int = 64  # dimension of the random and the duplicated data
+    ties_dim: int = 32  # dimension of the tie-heavy data (4 ones per row)
+    search_q: int = 256  # queries
+    k: int = 10
+    reps: int = 15  # timed repetitions (the median is kept)
+
+
+def demo_embeddings(config: DemoConfig = DemoConfig()) -> tuple[Tensor, Tensor]:
+    r"""The global image and text embeddings ``(n_pairs, emb_dim)`` of the gathered-loss demo."""
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(config.n_pairs, config.emb_dim, generator=g), torch.randn(config.n_pairs, config.emb_dim,
+                                                                                 generator=g)
+
+
+def search_data(kind: str, config: DemoConfig = DemoConfig()) -> tuple[Tensor, Tensor]:
+    r"""``(queries, database)`` of the search demo: ``kind`` is ``"random"`` (Gaussian), ``"ties"`` (exact
+    scores, many equal) or ``"duplicates"`` (every vector stored about 8 times)."""
+    g = torch.Generator().manual_seed(1)
+    n, q, d = config.search_n, config.search_q, config.search_dim
+    if kind == "random":
+        return torch.randn(q, d, generator=g), torch.randn(n, d, generator=g)
+    if kind == "ties":
+        return tie_heavy_vectors(q, config.ties_dim, seed=2), tie_heavy_vectors(n, config.ties_dim, seed=3)
+    if kind == "duplicates":
+        base = torch.randn(n // 8, d, generator=g)
+        return torch.randn(q, d, generator=g), base[torch.randint(0, len(base), (n,), generator=g)]
+    raise ValueError(f"kind must be 'random', 'ties' or 'duplicates', got {kind!r}")
+
+
+def _values(x: Tensor) -> list[float]:
+    return [round(float(v), 6) for v in x.flatten()]
+
+
+def demo_collectives(ctx: Context, config: DemoConfig) -> tuple[dict, dict]:
+    r"""broadcast, all-reduce (sum), all-gather and gather to rank 0 on small seeded tensors."""
+    r, w, out = ctx.rank, ctx.world_size, {}
+    x = torch.tensor([3.0, 1.0, 4.0]) if r == 0 else torch.zeros(3)
+    before = _values(x)
+    dist.broadcast(x, src=0)
+    out["broadcast"] = {"before": before, "after": _values(x)}
+    x = torch.randn(4, generator=torch.Generator().manual_seed(100 + r)).round(decimals=2)
+    before = _values(x)
+    dist.all_reduce(x, op=dist.ReduceOp.SUM)
+    out["all_reduce"] = {"before": before, "after": _values(x)}
+    x = torch.randn(2, generator=torch.Generator().manual_seed(200 + r)).round(decimals=2)
+    parts = [torch.empty_like(x) for _ in range(w)]
+    dist.all_gather(parts, x)
+    out["all_gather"] = {"before": _values(x), "after": _values(torch.cat(parts))}
+    parts = [torch.empty_like(x) for _ in range(w)] if r == 0 else None
+    dist.gather(x, parts, dst=0)
+    out["gather"] = {"before": _values(x), "after": _values(torch.cat(parts)) if r == 0 else []}
+    return out, {}
+
+
+def demo_gather(ctx: Context, config: DemoConfig) -> tuple[dict, dict]:
+    r"""CLIP's loss on this rank's slice of fixed embeddings: local negatives only, gathered, gathered local_loss."""
+    U, T = demo_embeddings(config)
+    b = config.n_pairs // ctx.world_size
+    rows = slice(ctx.rank * b, (ctx.rank + 1) * b)
+    numbers, tensors = {}, {}
+    for name, fn in (("local_only", lambda u, t: clip_loss(u, t, config.emb_scale)),
+                     ("gathered", lambda u, t: gathered_clip_loss(u, t, config.emb_scale)),
+                     ("gathered_local_loss", lambda u, t: gathered_clip_loss(u, t, config.emb_scale, local_loss=True))):
+        u, t = U[rows].clone().requires_grad_(), T[rows].clone().requires_grad_()
+        loss = fn(u, t)
+        loss.backward()
+        numbers[name] = loss.item()
+        tensors[name] = {"grad_image": u.grad, "grad_text": t.grad}
+    return numbers, tensors
+
+
+def _ddp_model(ctx: Context, live_batchnorm: bool) -> DDP:
+    model = digit_model(seed=0).to(ctx.device)
+    if not live_batchnorm:
+        freeze_batchnorm(model)
+    return DDP(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+
+
+def _shard(ctx: Context, batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    b = batch[0].shape[0] // ctx.world_size
+    return tuple(x[ctx.rank * b:(ctx.rank + 1) * b].to(ctx.device) for x in batch)
+
+
+def demo_ddp(ctx: Context, config: DemoConfig) -> tuple[dict, dict]:
+    r"""One SGD step of chapter 7's digit model under DDP, each rank on its half of the batch."""
+    x, ids = _shard(ctx, digit_batch(config.batch, seed=0))
+    numbers, tensors = {}, {}
+    for name, gathered, live in (("gathered", True, False), ("local", False, False), ("gathered_live_bn", True, True)):
+        model = _ddp_model(ctx, live)
+        opt = torch.optim.SGD(model.parameters(), lr=config.lr)
+        u, t, s = model(x, ids)
+        loss = gathered_clip_loss(u, t, s) if gathered else clip_loss(u, t, s)
+        loss.backward()
+        opt.step()
+        flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+        reference = flat.clone()
+        dist.broadcast(reference, src=0)
+        gap = (flat - reference).abs().max()
+        dist.all_reduce(gap, op=dist.ReduceOp.MAX)  # the largest difference between any rank and rank 0
+        numbers[name] = {"loss": loss.item(), "max_gap_between_ranks": gap.item()}
+        if ctx.rank == 0:
+            tensors[name] = {k: v.detach().cpu() for k, v in model.module.state_dict().items()}
+    return numbers, tensors
+
+
+def _median_seconds(fn: Callable[[], object], reps: int, sync: bool = True) -> float:
+    times = []
+    for i in range(reps + 2):  # two untimed warm-up runs
+        if sync:
+            dist.barrier()
+        start = time.perf_counter()
+        fn()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def demo_timing(ctx: Context, config: DemoConfig) -> tuple[dict, dict]:
+    r"""Where a step's time goes: compute at the full and the local batch, the gradient all-reduce, the
+    embedding all-gather, the whole DDP step; and all-reduce times for message sizes (the alpha-beta fit)."""
+    full = tuple(v.to(ctx.device) for v in digit_batch(config.batch, seed=0))
+    local = _shard(ctx, full)
+    plain = freeze_batchnorm(digit_model(seed=0).to(ctx.device))
+
+    def compute(batch: tuple[Tensor, ...]) -> None:
+        plain.zero_grad()
+        clip_loss(*plain(*batch)).backward()
+
+    ddp = _ddp_model(ctx, live_batchnorm=False)
+
+    def ddp_step() -> None:
+        ddp.zero_grad()
+        gathered_clip_loss(*ddp(*local)).backward()
+
+    grad_numel = sum(p.numel() for p in plain.parameters())
+    grads = torch.zeros(grad_numel, device=ctx.device)
+    emb = torch.zeros(local[0].shape[0], 64, device=ctx.device)
+    parts = [torch.empty_like(emb) for _ in range(ctx.world_size)]
+    out = {"grad_bytes": 4 * grad_numel, "embedding_bytes_per_rank": 2 * emb.numel() * 4,
+           # each rank alone on its own core: what one process would take for the whole batch
+           "compute_full_batch_s": _median_seconds(lambda: compute(full), config.reps),
+           "compute_local_batch_s": _median_seconds(lambda: compute(local), config.reps),
+           "all_reduce_grads_s": _median_seconds(lambda: dist.all_reduce(grads), config.reps),
+           "all_gather_embeddings_s": 2 * _median_seconds(lambda: dist.all_gather(parts, emb), config.reps),
+           "ddp_step_s": _median_seconds(ddp_step, config.reps)}
+    sweep_bytes, sweep_s = [], []
+    for log2 in range(8, 23, 2):  # 1 KB .. 16 MB
+        buf = torch.zeros(2**log2, device=ctx.device)
+        sweep_bytes.append(4 * buf.numel())
+        sweep_s.append(_median_seconds(lambda b=buf: dist.all_reduce(b), max(5, config.reps // 2)))
+    out["sweep_bytes"], out["sweep_s"] = sweep_bytes, sweep_s
+    return out, {}
+
+
+def demo_search(ctx: Context, config: DemoConfig) -> tuple[dict, dict]:
+    r"""Sharded exact search on three data sets, with shards cut at search blocks and cut evenly."""
+    numbers, tensors = {}, {}
+    for kind in ("random", "ties", "duplicates"):
+        queries, database = search_data(kind, config)  # a real system loads only its own shard
+        for mode, align in (("aligned", None), ("even", 1)):
+            bounds = shard_bounds(len(database), ctx.world_size) if align is None else \
+                shard_bounds(len(database), ctx.world_size, align)
+            start, stop = bounds[ctx.rank]
+            t0 = time.perf_counter()
+            result = sharded_topk_search(queries, database[start:stop], config.k, offset=start)
+            numbers[f"{kind}/{mode}"] = {"bounds": bounds, "seconds": time.perf_counter() - t0}
+            if result is not None:
+                tensors[f"{kind}/{mode}"] = {"scores": result[0], "indices": result[1]}
+    return numbers, tensors
+
+
+@record
+def main(argv: list[str] | None = None) -> None:
+    r"""Entry point of every rank (see the module docstring for the command line)."""
+    parser = argparse.ArgumentParser(description="the scaling-out chapter's demos, one launch, every rank")
+    parser.add_argument("--out", required=True, type=Path, help="folder for rank{r}.json and rank{r}.pt")
+    parser.add_argument("--demos", default=",".join(DEMOS), help=f"comma-separated subset of {','.join(DEMOS)}")
+    parser.add_argument("--fail-rank", type=int, default=None, help="this rank raises before the first collective")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds a collective may wait")
+    args = parser.parse_args(argv)
+    demos = [d for d in args.demos.split(",") if d]
+    unknown = sorted(set(demos) - set(DEMOS))
+    if unknown:
+        raise ValueError(f"unknown demos {unknown}; choose from {DEMOS}")
+    started = time.perf_counter()
+    ctx = init_from_env(timeout_s=args.timeout)
+    try:
+        if ctx.rank == args.fail_rank:
+            raise RuntimeError(f"rank {ctx.rank} fails on purpose (--fail-rank {args.fail_rank})")
+        config = DemoConfig()
+        numbers = {"rank": ctx.rank, "world_size": ctx.world_size, "backend": ctx.backend,
+                   "device": str(ctx.device), "threads": torch.get_num_threads(), "config": asdict(config),
+                   "init_s": time.perf_counter() - started, "seconds": {}}
+        tensors = {}
+        demo_fns = {"collectives": demo_collectives, "gather": demo_gather, "ddp": demo_ddp,
+                    "timing": demo_timing, "search": demo_search}
+        for name in demos:
+            t0 = time.perf_counter()
+            numbers[name], tensors[name] = demo_fns[name](ctx, config)
+            numbers["seconds"][name] = time.perf_counter() - t0
+        args.out.mkdir(parents=True, exist_ok=True)
+        torch.save(tensors, args.out / f"rank{ctx.rank}.pt")
+        (args.out / f"rank{ctx.rank}.json").write_text(json.dumps(numbers, indent=1))
+        print(f"[rank {ctx.rank}/{ctx.world_size}] {ctx.backend} on {ctx.device}: "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in numbers["seconds"].items()), flush=True)
+        dist.barrier()
+    finally:
+        shutdown()
+
+
+if __name__ == "__main__":
+    main()
