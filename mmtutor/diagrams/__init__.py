@@ -22,16 +22,21 @@ figure's texts neither overlap, nor spill out of their boxes, nor leave the figu
 """
 
 from ._drawing import layout_problems, text_overlaps
+from .aligning import clip_diagram
 from .attending import causal_mask_diagram, kv_cache_diagram, qkv_heads_diagram, transformer_block_diagram
 from .pipeline import pipeline_diagram
 from .reading import lstm_cell_diagram, skipgram_diagram
+from .searching import ivf_diagram, pq_diagram
 
 __all__ = [
+    "clip_diagram",
     "causal_mask_diagram",
+    "ivf_diagram",
     "kv_cache_diagram",
     "layout_problems",
     "lstm_cell_diagram",
     "pipeline_diagram",
+    "pq_diagram",
     "qkv_heads_diagram",
     "skipgram_diagram",
     "text_overlaps",
