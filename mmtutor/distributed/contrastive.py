@@ -106,7 +106,7 @@ def digit_batch(n: int = 128, seed: int = 0) -> tuple[Tensor, Tensor]:
     x, y, _, _ = digits.load_digit_images(test_fraction=0.3, seed=0)
     if not 1 <= positive_int("n", n) <= len(y):
         raise ValueError(f"n must lie in [1, {len(y)}] (the training digits), got {n}")
-    ids, _ = digits.encode(digits.digit_captions(y[:n], seed=seed), 8)
+    ids, _ = digits.encode_digit_texts(digits.digit_captions(y[:n], seed=seed), 8)
     return x[:n], ids
 
 
