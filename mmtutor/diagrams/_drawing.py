@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
 from matplotlib.text import Text
@@ -140,6 +142,11 @@ def tag(ax: Axes, xy: tuple[float, float], text: str, fontsize: float = SMALL) -
                edgecolor=INK, color="white", zorder=3)
 
 
+def light(color: str, amount: float) -> np.ndarray:
+    """``color`` mixed with white: ``amount`` 0 is white, 1 the colour."""
+    return 1 - amount * (1 - np.array(to_rgb(color)))
+
+
 # --- checks ----------------------------------------------------------------------------------------------------
 
 
@@ -172,13 +179,7 @@ def _boxes(fig: Figure) -> list[Patch]:
     return [p for p in fig.findobj(Patch) if p.get_gid() == "mmtutor-box" and p.get_visible()]
 
 
-def text_overlaps(fig: Figure, tol: float = 1.0) -> list[tuple[str, str]]:
-    r"""Pairs ``(text, other)`` of drawn texts whose extents intersect by more than ``tol`` pixels both ways,
-    and ``(text, "box around <label>")`` where a text crosses a box (:func:`box`) it is not the label of.
-
-    Extents come from ``Text.get_window_extent`` with the figure's renderer, after a full draw.
-    """
-    items = _extents(fig)
+def _overlaps(fig: Figure, items: list[tuple[Text, Bbox]], tol: float) -> list[tuple[str, str]]:
     found = [(a.get_text(), b.get_text()) for i, (a, ea) in enumerate(items) for b, eb in items[i + 1:]
              if _intersect(ea, eb, tol)]
     renderer = fig.canvas.get_renderer()
@@ -191,15 +192,25 @@ def text_overlaps(fig: Figure, tol: float = 1.0) -> list[tuple[str, str]]:
     return found
 
 
+def text_overlaps(fig: Figure, tol: float = 1.0) -> list[tuple[str, str]]:
+    r"""Pairs ``(text, other)`` of drawn texts whose extents intersect by more than ``tol`` pixels both ways,
+    and ``(text, "box around <label>")`` where a text crosses a box (:func:`box`) it is not the label of.
+
+    Extents come from ``Text.get_window_extent`` with the figure's renderer, after a full draw.
+    """
+    return _overlaps(fig, _extents(fig), tol)
+
+
 def layout_problems(fig: Figure, tol: float = 1.0, min_font: float = MIN_FONT) -> list[str]:
     r"""Everything that makes a diagram hard to read, one sentence each (an empty list when none):
     overlapping texts (:func:`text_overlaps`), a text that leaves the figure, a box label that spills
-    out of its box, a font smaller than ``min_font`` points.
+    out of its box, a font smaller than ``min_font`` points. Draws the figure once.
     """
-    problems = [f"{a!r} overlaps {b!r}" for a, b in text_overlaps(fig, tol)]
+    items = _extents(fig)
+    problems = [f"{a!r} overlaps {b!r}" for a, b in _overlaps(fig, items, tol)]
     renderer = fig.canvas.get_renderer()
     page = fig.bbox
-    for t, e in _extents(fig):
+    for t, e in items:
         if e.x0 < page.x0 - tol or e.y0 < page.y0 - tol or e.x1 > page.x1 + tol or e.y1 > page.y1 + tol:
             problems.append(f"{t.get_text()!r} leaves the figure")
         owner = getattr(t, _OWNER, None)

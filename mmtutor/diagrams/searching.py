@@ -10,62 +10,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
 
 from .. import _checks
-from ._drawing import INK, MUTED, ROLES, SMALL, TITLE, arrow, canvas, cell, label, tag
+from ._drawing import INK, MUTED, ROLES, SMALL, TITLE, arrow, canvas, cell, label, light, tag
+from ._geometry import kmeans, nearest, voronoi_cell
 
 # one colour per cell / subspace (colour-blind-safe first six, then two more that stay distinct)
 CELLS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#8C6D31", "#7F3C8D"]
-
-
-def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iters: int = 25) -> np.ndarray:
-    """Lloyd's k-means with k-means++ seeding: ``x (N, D) -> centroids (k, D)``."""
-    c = np.empty((k, x.shape[1]))
-    c[0] = x[rng.integers(len(x))]
-    d2 = ((x - c[0]) ** 2).sum(1)  # (N,) squared distance to the nearest seed so far
-    for j in range(1, k):  # k-means++: the next seed with probability proportional to d^2
-        c[j] = x[rng.choice(len(x), p=d2 / d2.sum())]
-        d2 = np.minimum(d2, ((x - c[j]) ** 2).sum(1))
-    for _ in range(iters):
-        assign = _nearest(x, c)  # (N,)
-        counts = np.bincount(assign, minlength=k)  # (k,)
-        sums = np.stack([np.bincount(assign, weights=x[:, d], minlength=k) for d in range(x.shape[1])], 1)
-        c[counts > 0] = sums[counts > 0] / counts[counts > 0, None]  # empty clusters keep their seed
-    return c
-
-
-def _nearest(x: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Index of the nearest row of ``c (k, D)`` for each row of ``x (N, D)``."""
-    d2 = (x ** 2).sum(1)[:, None] - 2 * x @ c.T + (c ** 2).sum(1)[None]  # (N, k)
-    return d2.argmin(1)
-
-
-def _voronoi_cell(centroids: np.ndarray, j: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    r"""The polygon ``(P, 2)`` of points of the box [lo, hi] nearer to centroid ``j`` than to any other.
-
-    The box clipped by one half-plane per other centroid (Sutherland-Hodgman):
-    keep $p$ with $(p - m) \cdot (c_k - c_j) \le 0$, $m = (c_j + c_k) / 2$.
-    """
-    poly = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
-    for k in range(len(centroids)):
-        if k == j or len(poly) == 0:
-            continue
-        n = centroids[k] - centroids[j]
-        offset = n @ (centroids[j] + centroids[k]) / 2
-        inside = poly @ n <= offset  # (P,)
-        out = []
-        for a, b, a_in, b_in in zip(poly, np.roll(poly, -1, 0), inside, np.roll(inside, -1), strict=True):
-            if a_in:
-                out.append(a)
-            if a_in != b_in:  # the edge crosses the bisector
-                t = (offset - a @ n) / ((b - a) @ n)
-                out.append(a + t * (b - a))
-        poly = np.array(out)
-    return poly
-
-
-def _light(color: str, amount: float) -> np.ndarray:
-    """``color`` mixed with white: ``amount`` 0 is white, 1 the colour."""
-    from matplotlib.colors import to_rgb
-    return 1 - amount * (1 - np.array(to_rgb(color)))
 
 
 def ivf_diagram(n_lists: int = 8, n_probe: int = 2, n_points: int = 400, seed: int = 0,
@@ -75,8 +24,9 @@ def ivf_diagram(n_lists: int = 8, n_probe: int = 2, n_points: int = 400, seed: i
     ``n_points`` seeded points (``numpy.random.default_rng(seed)``, six Gaussian blobs) are split into
     ``n_lists`` Voronoi cells around k-means centroids; a query is compared with the centroids, and only
     the ``n_probe`` cells of the nearest centroids are searched (coloured); the other cells are skipped
-    (grey). The query is chosen so that its exact nearest neighbour lies in its second-nearest cell: one
-    probe misses it, two find it; the title says which happens at ``n_probe``.
+    (grey). The query is the first of 2,000 seeded candidates whose exact nearest neighbour lies in its
+    second-nearest cell (one probe misses it, two find it); the title says which cell of the ranking holds
+    the neighbour and whether ``n_probe`` finds it.
     ``n_lists`` in 2..8, ``n_probe`` in 1..n_lists. Draws on ``ax`` if given; returns the Figure.
     """
     _checks.positive_int("n_lists", n_lists, minimum=2)
@@ -89,13 +39,13 @@ def ivf_diagram(n_lists: int = 8, n_probe: int = 2, n_points: int = 400, seed: i
     rng = np.random.default_rng(seed)
     blobs = rng.uniform(-1, 1, size=(6, 2))  # (6, 2)
     x = blobs[rng.integers(6, size=n_points)] + 0.28 * rng.standard_normal((n_points, 2))  # (N, 2)
-    centroids = _kmeans(x, n_lists, rng)  # (n_lists, 2)
-    cell_of = _nearest(x, centroids)  # (N,)
+    centroids = kmeans(x, n_lists, rng)  # (n_lists, 2)
+    cell_of = nearest(x, centroids)  # (N,)
 
     # a query whose nearest neighbour sits in its second-nearest cell (the case n_probe is for)
     candidates = rng.uniform(x.min(0), x.max(0), size=(2000, 2))  # (2000, 2)
     order = ((candidates[:, None] - centroids[None]) ** 2).sum(-1).argsort(1)  # (2000, n_lists)
-    nn = _nearest(candidates, x)  # (2000,)
+    nn = nearest(candidates, x)  # (2000,)
     good = np.flatnonzero(cell_of[nn] == order[:, 1])
     pick = good[0] if len(good) else 0
     q, ranking, nn_index = candidates[pick], order[pick], nn[pick]
@@ -109,8 +59,8 @@ def ivf_diagram(n_lists: int = 8, n_probe: int = 2, n_points: int = 400, seed: i
         fig.subplots_adjust(left=0.025, right=0.975, top=1 - 0.8 / (plot_h + 1.7), bottom=0.9 / (plot_h + 1.7))
     fig = ax.figure
     for j in range(n_lists):
-        ax.add_patch(Polygon(_voronoi_cell(centroids, j, lo, hi), closed=True, lw=1.0, edgecolor=_light(INK, 0.5),
-                             facecolor=_light(CELLS[j], 0.28) if j in probed else _light("#9ca3af", 0.22),
+        ax.add_patch(Polygon(voronoi_cell(centroids, j, lo, hi), closed=True, lw=1.0, edgecolor=light(INK, 0.5),
+                             facecolor=light(CELLS[j], 0.28) if j in probed else light("#9ca3af", 0.22),
                              zorder=0))
     for j in range(n_lists):
         mine = cell_of == j
@@ -130,8 +80,8 @@ def ivf_diagram(n_lists: int = 8, n_probe: int = 2, n_points: int = 400, seed: i
                Line2D([], [], marker="X", ls="", color=MUTED, markersize=10, label="centroid (skipped cell)"),
                Line2D([], [], marker="o", ls="", markerfacecolor="none", markeredgecolor=ROLES["neg"][1],
                       markersize=11, markeredgewidth=2, label="exact nearest neighbour"),
-               Patch(facecolor=_light(CELLS[ranking[0]], 0.28), edgecolor=MUTED, label="probed cell"),
-               Patch(facecolor=_light("#9ca3af", 0.22), edgecolor=MUTED, label="skipped cell")]
+               Patch(facecolor=light(CELLS[ranking[0]], 0.28), edgecolor=MUTED, label="probed cell"),
+               Patch(facecolor=light("#9ca3af", 0.22), edgecolor=MUTED, label="skipped cell")]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=3, fontsize=SMALL,
               frameon=False)
     return fig
@@ -153,10 +103,10 @@ def pq_diagram(seed: int = 0) -> Figure:
     rng = np.random.default_rng(seed)
     modes = rng.standard_normal((12, D))  # (12, D) clustered training data
     train = modes[rng.integers(12, size=2000)] + 0.45 * rng.standard_normal((2000, D))  # (2000, D)
-    books = [_kmeans(train[:, 2 * j:2 * j + 2], k, rng, iters=8) for j in range(m)]  # m x (k, 2)
+    books = [kmeans(train[:, 2 * j:2 * j + 2], k, rng, iters=8) for j in range(m)]  # m x (k, 2)
     x = train[0]  # (D,) a database vector
     q = x + 0.35 * rng.standard_normal(D)  # (D,) a query near it
-    code = [int(_nearest(x[None, 2 * j:2 * j + 2], books[j])[0]) for j in range(m)]
+    code = [int(nearest(x[None, 2 * j:2 * j + 2], books[j])[0]) for j in range(m)]
     tables = np.stack([((q[2 * j:2 * j + 2] - books[j]) ** 2).sum(1) for j in range(m)])  # (m, k)
     approx = sum(tables[j, code[j]] for j in range(m))
     exact = float(((q - x) ** 2).sum())
@@ -174,7 +124,7 @@ def pq_diagram(seed: int = 0) -> Figure:
     for j in range(m):
         left = x0 + j * (2 * cw + 0.25)
         for i in range(2):
-            cell(ax, left + i * cw, H - 1.15, cw, 0.4, _light(CELLS[j], 0.35), text=f"{x[2 * j + i]:.2f}")
+            cell(ax, left + i * cw, H - 1.15, cw, 0.4, light(CELLS[j], 0.35), text=f"{x[2 * j + i]:.2f}")
         centres.append(left + cw)
         label(ax, (left + cw, H - 1.4), f"$x^{{({j + 1})}}$", va="top")
 
@@ -195,7 +145,7 @@ def pq_diagram(seed: int = 0) -> Figure:
             spine.set_edgecolor(MUTED)
         sub.set_title(f"$C_{{{j + 1}}}$: 256 centroids", fontsize=SMALL, pad=4)
         arrow(ax, (left + size / 2, bottom - 0.05), (left + size / 2, 2.35), color=CELLS[j])
-        cell(ax, left + size / 2 - 0.45, 1.95, 0.9, 0.42, _light(CELLS[j], 0.35), text=f"{code[j]}",
+        cell(ax, left + size / 2 - 0.45, 1.95, 0.9, 0.42, light(CELLS[j], 0.35), text=f"{code[j]}",
              fontsize=12)
     label(ax, (W / 2, 1.72), "the code of $x$: 4 bytes, one centroid id (0-255) per subspace; $x$ itself takes "
           "8 $\\times$ 4 = 32 bytes", va="top")
