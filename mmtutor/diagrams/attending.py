@@ -2,6 +2,7 @@ r"""Chapters 3 and 4: queries, keys, values and heads; the encoder block; causal
 
 from __future__ import annotations
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -53,26 +54,27 @@ def qkv_heads_diagram(n_heads: int = 4, d_model: int = 64, ax: Axes | None = Non
     d_k = d_model // n_heads
     fig, ax = canvas(10, 6, ax)
     tag(ax, (0.5, 5.75), "ch. 3")
-    label(ax, (0.9, 5.75), f"Queries, keys, values and the split into h = {n_heads} heads", fontsize=TITLE,
-          ha="left", weight="bold")
+    heads = f"{n_heads} head{'s' * (n_heads > 1)}"
+    label(ax, (0.9, 5.75), f"Queries, keys, values and the split into h = {heads}", fontsize=TITLE, ha="left",
+          weight="bold")
     label(ax, (5.0, 5.3), f"$d_k = d_{{\\mathrm{{model}}}} / h = {d_model} / {n_heads} = {d_k}$ columns per head",
           fontsize=12)
 
     # X -> W^Q, W^K, W^V -> Q, K, V (split into heads)
     box(ax, (0.7, 2.8), 0.8, 1.6, "$X$", role="data", fontsize=14)
     label(ax, (0.7, 1.75), "$T \\times d_{\\mathrm{model}}$", va="top")
+    top, bottom, gap = 4.65, 0.95, 0.1
+    hh = min(0.7, (top - bottom - gap * (n_heads - 1)) / n_heads)  # height of one head's box
+    span = n_heads * hh + (n_heads - 1) * gap
     rows = {"Q": 4.2, "K": 2.8, "V": 1.4}
     for name, y in rows.items():
         arrow(ax, (1.1, 2.8), (1.65, y))
         box(ax, (2.0, y), 0.7, 0.55, f"$W^{name}$", role="op", fontsize=12)
         arrow(ax, (2.35, y), (2.85, y))
         _split_matrix(ax, 2.9, y - 0.4, 1.2, 0.8, n_heads, f"${name} = XW^{name}$")
-        arrow(ax, (4.15, y), (4.6, 2.8 + (y - 2.8) * 0.45), color=MUTED)
+        arrow(ax, (4.15, y), (4.6, 2.8 + np.sign(y - 2.8) * min(0.63, span / 2 - 0.05)), color=MUTED)
 
     # one box per head
-    top, bottom, gap = 4.65, 0.95, 0.1
-    hh = min(0.7, (top - bottom - gap * (n_heads - 1)) / n_heads)
-    span = n_heads * hh + (n_heads - 1) * gap
     frame(ax, 4.6, 2.8 - span / 2 - 0.12, 3.05, span + 0.24, ls="--")
     for j in range(n_heads):
         y = 2.8 + span / 2 - hh / 2 - j * (hh + gap)

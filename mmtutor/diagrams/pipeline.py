@@ -23,17 +23,17 @@ def pipeline_diagram() -> Figure:
     Part I (top row): text becomes tokens, tokens become vectors $\vec w = E(w)$ (chapter 1), vectors
     get context $\vec h = C(\vec w, \vec c)$ from an LSTM (chapter 2), attention mixes them,
     $\vec a = A(\vec h, \vec H)$ (chapter 3), and a language model generates text (chapter 4); chapter 5
-    runs pretrained BERT and Llama models through the same pieces. Part II (bottom row): images, text and
-    sound go through encoders $\vec v = M(\vec x)$ into one shared space (chapter 7), where cosine
-    similarity $\mathrm{sim}(\vec a, \vec b)$ and fast search (chapter 6) serve the applications
-    (chapters 8-9: retrieval, RAG, translation, recommendation), scaled out in chapter 10.
+    runs pretrained BERT and Llama models through the same pieces (all but the LSTM). Part II (bottom
+    row): images, text and sound go through encoders $\vec v = M(\vec x)$ into one shared space
+    (chapter 7), where cosine similarity $\mathrm{sim}(\vec a, \vec b)$ and fast search (chapter 6) serve the
+    applications (chapters 8-9: retrieval, RAG, translation, recommendation), scaled out in chapter 10.
     Returns the Figure (10 x 6.45 inches).
     """
     fig, ax = canvas(10, 6.45)
     tag(ax, (0.5, 6.15), "ch. 0")
     label(ax, (0.9, 6.15), "The workbook at a glance: each box is built in the chapter on its tag",
           fontsize=TITLE, ha="left", weight="bold")
-    label(ax, (0.2, 5.72), "Part I   How a language model reads and writes", ha="left", color=MUTED, weight="bold")
+    label(ax, (0.2, 5.72), "Part I   Reading and writing text", ha="left", color=MUTED, weight="bold")
 
     # Part I: six boxes in a row
     w, h, y = 1.38, 0.95, 4.55
@@ -48,8 +48,8 @@ def pipeline_diagram() -> Figure:
     # chapter 5: a bracket over tokens .. language model, above the tags
     left, right, yb = xs[1] - w / 2, xs[5] + w / 2, 5.5
     path_arrow(ax, [(left, yb - 0.08), (left, yb), (right, yb), (right, yb - 0.08)], color=MUTED, head=False)
-    tag(ax, (5.05, 5.72), "ch. 5")
-    label(ax, (5.45, 5.72), "pretrained BERT and Llama through your own code", ha="left")
+    tag(ax, (3.35, 5.72), "ch. 5")
+    label(ax, (3.75, 5.72), "pretrained BERT and Llama through your own code (all but the LSTM)", ha="left")
 
     label(ax, (0.2, 3.3), "Part II   Finding and aligning", ha="left", color=MUTED, weight="bold")
     label(ax, (9.0, 3.3), "Part III   Applications and scale", ha="right", color=MUTED, weight="bold")
