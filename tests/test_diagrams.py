@@ -1,4 +1,4 @@
-"""covers: mmtutor.diagrams
+"""covers: mmtutor.diagrams (pipeline, reading, attending, searching, aligning, _drawing, _geometry)
 
 Every diagram draws without a warning, carries the texts its chapter refers to, shows what it claims
 (gate order, residual placement, masked cells, the diagonal, PQ's sums), and is legible: no two texts

@@ -82,7 +82,7 @@ def skipgram_diagram(ax: Axes | None = None) -> Figure:
         height = 0.85 * (r + 1) ** -0.75
         role = "neg" if r in (0, 5, 9) else "muted"
         cell(ax, x0 + r * 0.17, base, 0.13, height, ROLES[role][1] if role == "neg" else "#c7cbd1", edge="none")
-    label(ax, (x0 + 1.2, 1.6), "$K = 3$ negatives drawn from $P_n(w) \\propto \\mathrm{count}(w)^{3/4}$")
+    label(ax, (x0 + 1.2, 1.5), "$K = 3$ negatives drawn from $P_n(w) \\propto \\mathrm{count}(w)^{3/4}$")
     label(ax, (x0 + 2.55, 0.75), "words, by\nfrequency", ha="left", color=MUTED)
 
     # the loss
