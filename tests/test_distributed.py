@@ -186,7 +186,10 @@ def test_cost_models():
     assert math.isclose(alpha, 3e-5, rel_tol=1e-6) and math.isclose(beta, 2e9, rel_tol=1e-6)
     step = data_parallel_step(0.1, 1e6, 4, 3e-5, 2e9)
     assert math.isclose(step["compute"], 0.025) and step["communication"] > 0
-    rows = {r["method"]: r for r in search_estimate(flops_per_s=1e11, pq_codes_per_s=1e9)}
+    rows = {r["method"]: r for r in search_estimate(flops_per_s=1e11, pq_codes_per_s=1e9, k=10)}
+    for r in rows.values():  # at M* machines a machine's share of the compute equals the network time
+        m = r["network_bound_machines"]
+        assert math.isclose(r["query_compute_s"] / m, 50e-6 + m * (384 * 4 + 10 * 12) / 1.25e9, rel_tol=1e-9)
     assert rows["exact (flat)"]["bytes"] == 1e9 * 384 * 4
     assert rows["IVF-PQ"]["bytes"] < rows["IVF-Flat"]["bytes"] / 6
     assert rows["exact (flat)"]["compute_over_network"] > rows["IVF-PQ"]["compute_over_network"]
@@ -220,6 +223,10 @@ def test_pictures_draw():
     fig = plot_collective("all-reduce", [[1.0, 2.0], [3.0, 4.0]], [[4.0, 6.0], [4.0, 6.0]],
                           owners_after=[[MIXED, MIXED], [MIXED, MIXED]])
     assert len(fig.axes) == 2
+    import matplotlib.pyplot as plt
+
+    fig2, axes = plt.subplots(2, 2)
+    assert plot_collective("gather", [[1.0], [2.0]], [[1.0, 2.0], []], axes=axes[1]) is fig2
     ax = plot_step_times({"1": {"compute": 0.1}, "2": {"compute": 0.05, "communication": 0.01}})
     assert len(ax.patches) == 4
     with pytest.raises(ValueError, match="every rank"):

@@ -102,7 +102,11 @@ def search_estimate(n: int = 10**9, dim: int = 384, *, flops_per_s: float, pq_co
     ``pq_codes_per_s``; the coarse search of IVF over ``n_lists`` centroids), that time spread over the
     machines, and the network time of one query: the query to every machine and ``k`` results (12 bytes
     each) back from each, plus one round-trip latency. ``compute / network`` above 1: adding machines
-    still helps; below 1 the network sets the pace.
+    still helps; below 1 the network sets the pace. ``network_bound_machines`` is where that happens, the
+    ``M`` at which a machine's share of the compute equals the network time:
+
+    $$\frac{t}{M} = \ell + M c,\quad c = \frac{4d + 12k}{\beta} \;\Rightarrow\;
+      M^* = \frac{-\ell + \sqrt{\ell^2 + 4 c t}}{2c}.$$
     """
     for name, v in (("n", n), ("dim", dim), ("n_lists", n_lists), ("n_probe", n_probe), ("pq_m", pq_m), ("k", k)):
         positive_int(name, v)
@@ -120,8 +124,10 @@ def search_estimate(n: int = 10**9, dim: int = 384, *, flops_per_s: float, pq_co
     rows: list[dict[str, float | str]] = []
     for name, nbytes, seconds in methods:
         machines = max(1, math.ceil(nbytes / (ram_per_machine / 2)))
-        network = network_latency_s + (machines * dim * 4 + machines * k * 12) / network_bytes_per_s
+        c = (dim * 4 + k * 12) / network_bytes_per_s  # seconds of network per machine asked
+        network = network_latency_s + machines * c
+        bound = (-network_latency_s + math.sqrt(network_latency_s**2 + 4 * c * seconds)) / (2 * c)
         rows.append({"method": name, "bytes": nbytes, "machines": machines, "query_compute_s": seconds,
                      "query_s_spread": seconds / machines, "query_network_s": network,
-                     "compute_over_network": seconds / machines / network})
+                     "compute_over_network": seconds / machines / network, "network_bound_machines": bound})
     return rows

@@ -36,22 +36,26 @@ def _draw_ranks(ax: Axes, values: Sequence[Sequence[float]], owners: Sequence[Se
 
 def plot_collective(name: str, before: Sequence[Sequence[float]], after: Sequence[Sequence[float]],
                     owners_before: Sequence[Sequence[int]] | None = None,
-                    owners_after: Sequence[Sequence[int]] | None = None) -> Figure:
+                    owners_after: Sequence[Sequence[int]] | None = None,
+                    axes: Sequence[Axes] | None = None) -> Figure:
     r"""Two panels, before and after the collective ``name``: ``before[r]`` and ``after[r]`` are rank ``r``'s values.
 
     ``owners_*[r][j]`` is the rank that contributed entry ``j`` of rank ``r``'s tensor (:data:`MIXED` for a
-    value combined from all ranks); by default every entry belongs to the rank that holds it.
+    value combined from all ranks); by default every entry belongs to the rank that holds it. ``axes``: two
+    axes to draw into (a new figure by default); returns their figure.
     """
     if len(before) != len(after) or not before:
         raise ValueError(f"need the values of every rank before and after, got {len(before)} and {len(after)} ranks")
     owners_before = owners_before or [[r] * len(v) for r, v in enumerate(before)]
     owners_after = owners_after or [[r] * len(v) for r, v in enumerate(after)]
-    width = max(len(v) for v in [*before, *after]) or 1
-    fig, axes = plt.subplots(1, 2, figsize=(2.2 + 1.6 * width, 0.75 * len(before) + 0.9))
+    if axes is None:
+        width = max(len(v) for v in [*before, *after]) or 1
+        axes = plt.subplots(1, 2, figsize=(2.2 + 1.6 * width, 0.75 * len(before) + 0.9))[1]
+    if len(axes) != 2:
+        raise ValueError(f"axes must be two axes (before, after), got {len(axes)}")
     _draw_ranks(axes[0], before, owners_before, f"{name}: before")
     _draw_ranks(axes[1], after, owners_after, f"{name}: after")
-    fig.tight_layout()
-    return fig
+    return axes[0].figure
 
 
 def plot_step_times(times: Mapping[str, Mapping[str, float]], ax: Axes | None = None, title: str = "") -> Axes:

@@ -28,9 +28,8 @@ import torch.distributed as dist
 from torch import Tensor
 
 from .._checks import float_tensor, positive_int
+from .._search import BLOCK_N as SEARCH_BLOCK  # database rows per tile of topk_search on the CPU; shards align to it
 from ..similarity import topk_search
-
-SEARCH_BLOCK = 1024  # database rows per block of topk_search on the CPU (mmtutor.similarity); shards align to it
 
 
 def shard_bounds(n: int, world_size: int, align: int = SEARCH_BLOCK) -> list[tuple[int, int]]:
