@@ -301,3 +301,31 @@ class GPT(nn.Module):
         for block in self.blocks:
             x = block(x, cache)  # (B, T, D)
         return self.head(self.norm(x))  # (B, T, V)
+
+    @torch.no_grad()
+    def load_from_gpt2(self, hf_model: nn.Module) -> GPT:
+        """Copy the weights of a ``transformers`` ``GPT2LMHeadModel`` of the same sizes into this model.
+
+        GPT-2 keeps q, k, v in one ``c_attn`` and stores its ``Conv1D`` weights as ``(in, out)``, the transpose
+        of ``nn.Linear``'s; it must use the exact GELU (``activation_function="gelu"``) to match ours.
+        """
+        hf = getattr(hf_model, "transformer", None)
+        if hf is None or not hasattr(hf, "h") or len(hf.h) != len(self.blocks):
+            raise ValueError(f"expected a GPT2LMHeadModel with {len(self.blocks)} blocks, "
+                             f"got {type(hf_model).__name__}")
+        if tuple(hf.wte.weight.shape) != tuple(self.token_embedding.weight.shape):
+            raise ValueError(f"token tables differ: {tuple(hf.wte.weight.shape)} vs "
+                             f"{tuple(self.token_embedding.weight.shape)}")
+        self.token_embedding.weight.copy_(hf.wte.weight)
+        self.position_embedding.weight.copy_(hf.wpe.weight[:self.context_length])
+        for ours, theirs in zip(self.blocks, hf.h, strict=True):
+            for proj, w, b in zip((ours.attn.q_proj, ours.attn.k_proj, ours.attn.v_proj),
+                                  theirs.attn.c_attn.weight.T.chunk(3), theirs.attn.c_attn.bias.chunk(3), strict=True):
+                proj.weight.copy_(w), proj.bias.copy_(b)
+            for linear, conv in ((ours.attn.out_proj, theirs.attn.c_proj), (ours.linear1, theirs.mlp.c_fc),
+                                 (ours.linear2, theirs.mlp.c_proj)):
+                linear.weight.copy_(conv.weight.T), linear.bias.copy_(conv.bias)
+            ours.norm1.load_state_dict(theirs.ln_1.state_dict())
+            ours.norm2.load_state_dict(theirs.ln_2.state_dict())
+        self.norm.load_state_dict(hf.ln_f.state_dict())
+        return self

@@ -1,9 +1,12 @@
-"""Chapter 4: sampling against transformers' warpers, generation with and without the KV cache, the GPT.
+"""Chapter 4: sampling against transformers' warpers, generation with and without the KV cache, the GPT
+against transformers' GPT-2, the counting baselines against hand computations, held-out scoring.
 
-covers: mmtutor.language_model
+covers: mmtutor.language_model, mmtutor.ngram, mmtutor.lm_tasks
 """
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -20,6 +23,22 @@ from mmtutor.language_model import (
     sample_next,
     top_k_filter,
     top_p_filter,
+)
+from mmtutor.lm_tasks import (
+    LSTMLanguageModel,
+    load_lee_documents,
+    next_token_loss,
+    random_windows,
+    sequence_nll,
+    split_documents,
+)
+from mmtutor.ngram import (
+    bigram_log_probs,
+    bits_per_byte,
+    kneser_ney_log_probs,
+    table_nll,
+    uniform_log_probs,
+    unigram_log_probs,
 )
 
 
@@ -196,3 +215,172 @@ def test_kv_cache_keeps_every_layer() -> None:
     assert k_all.shape == (2, 4, 4, 8) and cache.length == 4
     with pytest.raises(ValueError, match="layer 3 updated before layers 0..2"):
         cache.update(3, k, k)
+
+
+# ----------------------------------------------------------------------------- the GPT
+def gpt2_pair(seed: int = 0):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=40, n_embd=32, n_layer=2, n_head=4,
+                                    activation_function="gelu", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                                    layer_norm_epsilon=1e-5, bos_token_id=None, eos_token_id=None)).eval()
+    return small_gpt(seed + 1).load_from_gpt2(hf), hf
+
+
+def test_gpt_equals_transformers_gpt2_forward_and_gradients() -> None:
+    ours, hf = gpt2_pair()
+    ids = torch.randint(0, 50, (3, 17), generator=torch.Generator().manual_seed(0))
+    logits, ref = ours(ids), hf(ids).logits
+    torch.testing.assert_close(logits, ref, atol=1e-5, rtol=1e-4)
+    upstream = torch.randn_like(ref)
+    (logits * upstream).sum().backward()
+    (ref * upstream).sum().backward()
+    torch.testing.assert_close(ours.token_embedding.weight.grad, hf.transformer.wte.weight.grad, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ours.blocks[0].attn.q_proj.weight.grad,
+                               hf.transformer.h[0].attn.c_attn.weight.grad[:, :32].T, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ours.blocks[1].linear1.weight.grad, hf.transformer.h[1].mlp.c_fc.weight.grad.T,
+                               atol=1e-5, rtol=1e-4)
+
+
+def test_gpt_cache_equals_the_full_forward_and_transformers_cache() -> None:
+    ours, hf = gpt2_pair(1)
+    ids = torch.randint(0, 50, (2, 20), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        full = ours(ids)
+        cache = KVCache()
+        parts = [ours(ids[:, :7], cache=cache)] + [ours(ids[:, t:t + 1], cache=cache) for t in range(7, 12)]
+        parts.append(ours(ids[:, 12:], cache=cache))
+        assert cache.length == 20 and len(cache.layers) == 2
+        torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-4)
+        out = hf(ids[:, :7], use_cache=True)
+        past = out.cache
+        step = hf(ids[:, 7:8], cache=past, use_cache=True).logits
+        torch.testing.assert_close(parts[1], step, atol=1e-5, rtol=1e-4)
+
+
+def test_changing_a_future_token_leaves_earlier_logits_unchanged() -> None:
+    model = small_gpt()
+    ids = torch.randint(0, 50, (2, 16), generator=torch.Generator().manual_seed(2))
+    changed = ids.clone()
+    changed[:, 9] = (changed[:, 9] + 1) % 50
+    with torch.no_grad():
+        a, b = model(ids), model(changed)
+    assert torch.equal(a[:, :9], b[:, :9])  # positions 0..8 never see position 9
+    assert not torch.allclose(a[:, 9:], b[:, 9:])
+
+
+def test_gpt_ties_its_output_to_the_token_table_and_counts_its_parameters() -> None:
+    model = small_gpt()
+    assert model.head.weight is model.token_embedding.weight
+    D, V, L, C = 32, 50, 2, 40
+    per_block = 4 * (D * D + D) + 2 * 2 * D + (D * 4 * D + 4 * D) + (4 * D * D + D)
+    assert sum(p.numel() for p in model.parameters()) == V * D + C * D + L * per_block + 2 * D
+    assert model.context_length == 40 and model(torch.zeros(1, 40, dtype=torch.long)).shape == (1, 40, 50)
+
+
+def test_gpt_bad_inputs() -> None:
+    model = small_gpt()
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 50\)"):
+        model(torch.tensor([[3, 50]]))
+    with pytest.raises(ValueError, match="do not fit the context_length 40"):
+        model(torch.zeros(1, 41, dtype=torch.long))
+    cache = KVCache()
+    model(torch.zeros(1, 39, dtype=torch.long), cache=cache)
+    with pytest.raises(ValueError, match="39 cached"):
+        model(torch.zeros(1, 2, dtype=torch.long), cache=cache)
+    with pytest.raises(TypeError, match="integer dtype"):
+        model(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="d_model=30 must be divisible by n_heads=4"):
+        GPT(GPTConfig(vocab_size=5, d_model=30, n_heads=4))
+    with pytest.raises(ValueError, match="vocab_size must be an int >= 1"):
+        GPT(GPTConfig(vocab_size=0))
+    with pytest.raises(TypeError, match="config must be a GPTConfig"):
+        GPT({"vocab_size": 5})
+
+
+
+# ----------------------------------------------------------------------------- counting baselines, by hand
+def test_uniform_perplexity_is_the_vocabulary_size() -> None:
+    ids = torch.randint(0, 256, (1000,))
+    nll = table_nll(uniform_log_probs(256), ids)
+    assert math.isclose(math.exp(nll / 999), 256, rel_tol=1e-12)
+
+
+def test_unigram_and_add_k_bigram_by_hand() -> None:
+    torch.testing.assert_close(unigram_log_probs(torch.tensor([0, 1, 1, 2]), 3, k=1.0).exp(),
+                               torch.tensor([2 / 7, 3 / 7, 2 / 7], dtype=torch.float64))
+    # pairs of [0, 1, 0, 1, 1]: (0,1) twice, (1,0) once, (1,1) once
+    p = bigram_log_probs(torch.tensor([0, 1, 0, 1, 1]), 2, k=1.0).exp()
+    torch.testing.assert_close(p, torch.tensor([[1 / 4, 3 / 4], [2 / 4, 2 / 4]], dtype=torch.float64))
+    nll = table_nll(p.log(), torch.tensor([1, 1, 0]))
+    assert math.isclose(nll, -math.log(2 / 4) - math.log(2 / 4))
+
+
+def test_kneser_ney_by_hand() -> None:
+    # seen pairs: (0,1) (1,0) (1,1): N1+(..) = 3, continuation counts [1, 2] -> p_cont = [2/5, 3/5]
+    p = kneser_ney_log_probs(torch.tensor([0, 1, 0, 1, 1]), 2, d=0.5).exp()
+    torch.testing.assert_close(p, torch.tensor([[0.1, 0.9], [0.45, 0.55]], dtype=torch.float64))
+    unseen = kneser_ney_log_probs(torch.tensor([0, 1, 0]), 3, d=0.5).exp()  # token 2 never comes first
+    torch.testing.assert_close(unseen[2], torch.tensor([2 / 5, 2 / 5, 1 / 5], dtype=torch.float64))
+    lee = torch.tensor(list(load_lee_documents()[0].encode()))
+    for table in (kneser_ney_log_probs(lee, 256, 0.7), bigram_log_probs(lee, 256, 0.01)):
+        torch.testing.assert_close(table.exp().sum(1), torch.ones(256, dtype=torch.float64))
+
+
+def test_bits_per_byte_and_bad_inputs() -> None:
+    assert math.isclose(bits_per_byte(10 * math.log(2), 10), 1.0)
+    with pytest.raises(ValueError, match=r"d must lie in \(0.0, 1.0\)"):
+        kneser_ney_log_probs(torch.tensor([0, 1]), 2, d=1.0)
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 2\)"):
+        bigram_log_probs(torch.tensor([0, 5]), 2)
+    with pytest.raises(ValueError, match="n_bytes must be an int >= 1"):
+        bits_per_byte(1.0, 0)
+
+
+# ----------------------------------------------------------------------------- held-out scoring, data, the LSTM
+class TableLM(nn.Module):
+    """A bigram table as a model: logits[t] = log p(. | ids[t])."""
+
+    def __init__(self, log_probs: torch.Tensor) -> None:
+        super().__init__()
+        self.log_probs = log_probs.float()
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.log_probs[ids]  # (B, T, V)
+
+
+@pytest.mark.parametrize(("context_length", "stride"), [(8, None), (8, 8), (8, 3), (50, 1), (200, None)])
+def test_sequence_nll_scores_every_token_once(context_length: int, stride: int | None) -> None:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 6, (101,), generator=g)
+    table = kneser_ney_log_probs(ids[:60], 6, 0.5)
+    got = sequence_nll(TableLM(table), ids, context_length, stride=stride, batch_size=4)
+    assert math.isclose(got, table_nll(table, ids), rel_tol=1e-6)
+
+
+def test_split_and_windows() -> None:
+    docs = load_lee_documents()
+    assert len(docs) == 300
+    train, valid, test = split_documents(docs, 30, 30)
+    assert "\n".join([train, valid, test]) == "\n".join(docs) and test.count("\n") == 29
+    ids = torch.arange(1000)
+    a, b = random_windows(ids, 16, 4, 3, seed=1), random_windows(ids, 16, 4, 3, seed=1)
+    assert len(a) == 3 and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert a[0].shape == (4, 17) and (a[0].diff(dim=1) == 1).all()  # contiguous slices
+    with pytest.raises(ValueError, match="too few"):
+        random_windows(torch.arange(10), 16, 4, 3)
+
+
+def test_next_token_loss_and_the_lstm_is_causal() -> None:
+    torch.manual_seed(0)
+    model = LSTMLanguageModel(30, hidden_size=16)
+    batch = torch.randint(0, 30, (3, 9))
+    logits = model(batch[:, :-1])
+    assert logits.shape == (3, 8, 30)
+    expected = -torch.log_softmax(logits, -1).gather(-1, batch[:, 1:, None]).mean()
+    torch.testing.assert_close(next_token_loss(model, batch), expected)
+    changed = batch.clone()
+    changed[:, 5] = (changed[:, 5] + 1) % 30
+    with torch.no_grad():
+        assert torch.equal(model(batch)[:, :5], model(changed)[:, :5])
