@@ -21,18 +21,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._checks import float_tensor, id_tensor, instance, int_tensor, number, positive_int
+from .attention import masked_mean, padding_mask
 from .context import ContextEncoding
 from .data.scenes import VOCAB, WORD_TO_ID, Caption, encode, hard_negative, make_scenes
+from .train import evaluating, seeded_batches
 
 __all__ = ["SideQuestions", "side_label", "bag_of_words", "side_questions", "SentenceClassifier",
-           "side_loss", "accuracy", "seeded_batches", "shuffled_batches", "gradient_norms_per_step"]
+           "side_loss", "accuracy", "shuffled_batches", "gradient_norms_per_step"]
 
 HORIZONTAL = ("left of", "right of")
 
 
 @dataclass
 class SideQuestions:
-    """Captions with a colour question and its answer (1 = that colour's thing is on the left)."""
+    """Captions with a colour question and its answer (1 = that colour's thing is on the left); ``tensors()``
+    gives ``(ids, lengths, query, label)``."""
 
     texts: list[str]   # the captions, one per question
     ids: Tensor        # (N, T) word ids, 0 pads
@@ -50,7 +54,8 @@ class SideQuestions:
 def side_label(caption: Caption, color: str) -> int:
     """1 if the thing of colour ``color`` is on the left in ``caption``, else 0.
 
-    The subject is on the left exactly when the relation is "left of".
+    The subject is on the left exactly when the relation is "left of". A vertical relation, or a colour that is
+    not exactly one of the caption's two, raises ``ValueError``.
     """
     if caption.relation not in HORIZONTAL:
         raise ValueError(f"the caption must use 'left of' or 'right of', got {caption.relation!r}")
@@ -71,12 +76,11 @@ def side_questions(n_scenes: int = 4000, seed: int = 0, test_fraction: float = 0
 
     Each usable caption (horizontal relation, two different colours) and its same-bag hard negative
     give four questions: both captions, each asked about both colours. Bags of words are split
-    between train and test at random (seeded), so the two sets share no caption.
+    between train and test at random (seeded), so the two sets share no caption. An ``n_scenes`` that is
+    not a positive int, or a ``test_fraction`` outside (0, 1), raises ``ValueError``.
     """
-    if n_scenes < 1:
-        raise ValueError(f"n_scenes must be >= 1, got {n_scenes}")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    positive_int("n_scenes", n_scenes)
+    number("test_fraction", test_fraction, 0, 1, low_open=True, high_open=True)
     rng = random.Random(seed)
     # Two objects per scene: the captions are the same kind, and three-object scenes are much
     # slower to place (rejection sampling), which the task does not need.
@@ -111,11 +115,13 @@ def _questions(pairs: list[tuple[Caption, Caption]]) -> SideQuestions:
 
 
 class SentenceClassifier(nn.Module):
-    """Sentence vector $s$ (mean of word vectors, or the LSTM's last state), question word vector $q$,
+    r"""Sentence vector $s$ (mean of word vectors, or the LSTM's last state), question word vector $q$,
     and a small MLP on $[s; q]$ giving one logit: ``forward(ids (B, T), lengths (B,), query (B,))``.
 
-    ``encoder="mean"``: $s = \\frac{1}{L} \\sum_{t \\le L} E(w_t)$, blind to order by construction.
-    ``encoder="lstm"``: $s = h_L$ of ``ContextEncoding`` over $E(w_1), \\dots, E(w_L)$.
+    ``encoder="mean"``: $s = \frac{1}{L} \sum_{t \le L} E(w_t)$, blind to order by construction.
+    ``encoder="lstm"``: $s = h_L$ of ``ContextEncoding`` over $E(w_1), \dots, E(w_L)$.
+    An unknown encoder, ids that are not ``(B, T)`` integer ids, lengths or a query of the wrong shape
+    raise ``TypeError`` / ``ValueError``.
     """
 
     def __init__(self, encoder: str = "lstm", embed_size: int = 16, hidden_size: int = 32,
@@ -132,89 +138,55 @@ class SentenceClassifier(nn.Module):
 
     def sentence(self, ids: Tensor, lengths: Tensor) -> Tensor:
         """The sentence vector ``(B, D)``."""
-        if not isinstance(ids, Tensor) or not isinstance(lengths, Tensor):
-            raise TypeError(f"ids and lengths must be tensors, got {type(ids).__name__} and {type(lengths).__name__}")
-        if ids.ndim != 2 or lengths.shape != ids.shape[:1]:
-            raise ValueError(f"expected ids (B, T) and lengths (B,), got {tuple(ids.shape)} and "
-                             f"{tuple(lengths.shape)}")
-        if ids.dtype != torch.long:
-            raise TypeError(f"ids must be word ids of dtype torch.long, got {ids.dtype}")
+        B, T = id_tensor("ids", ids, self.embed.num_embeddings, "(B, T)").shape
+        int_tensor("lengths", lengths, "(B,)", B=B, low=1, high=T)
         x = self.embed(ids)  # (B, T, E)
         if self.context is not None:
             _, (h_n, _) = self.context(x, lengths=lengths)
             return h_n[0]  # (B, H)
-        mask = torch.arange(ids.shape[1], device=ids.device) < lengths.unsqueeze(1)  # (B, T)
-        return (x * mask.unsqueeze(-1)).sum(1) / lengths.unsqueeze(1)  # (B, E)
+        return masked_mean(x, padding_mask(lengths.to(ids.device), T))  # (B, E)
 
     def forward(self, ids: Tensor, lengths: Tensor, query: Tensor) -> Tensor:
         s = self.sentence(ids, lengths)
-        if not isinstance(query, Tensor) or tuple(query.shape) != (ids.shape[0],) or query.dtype != torch.long:
-            raise ValueError(f"query must be one word id per sentence, a torch.long tensor of shape "
-                             f"({ids.shape[0]},), got {getattr(query, 'dtype', type(query).__name__)} of shape "
-                             f"{tuple(getattr(query, 'shape', ()))}")
+        id_tensor("query", query, self.embed.num_embeddings, "(B,)", B=ids.shape[0])
         return self.head(torch.cat([s, self.embed(query)], dim=-1)).squeeze(-1)  # (B,)
 
 
 def side_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
-    """Binary cross-entropy of the logit against "the asked colour is on the left"."""
+    """Binary cross-entropy of the logit against "the asked colour is on the left", for :func:`mmtutor.train`;
+    the model checks the batch."""
     ids, lengths, query, label = batch
     return F.binary_cross_entropy_with_logits(model(ids, lengths, query), label)
 
 
-@torch.no_grad()
 def accuracy(model: nn.Module, data: SideQuestions, device: torch.device | str = "cpu") -> float:
     """Fraction of questions answered right (logit > 0 means "on the left"), in evaluation mode (the
-    model's training mode is restored afterwards)."""
-    if not isinstance(data, SideQuestions):
-        raise TypeError(f"data must be SideQuestions (from side_questions), got {type(data).__name__}")
-    was_training = model.training
-    model.eval()
+    model's training mode is restored afterwards). ``data`` that is not :class:`SideQuestions` raises
+    ``TypeError``."""
+    instance("data", data, SideQuestions, "SideQuestions (from side_questions)")
     ids, lengths, query, label = (t.to(device) for t in data.tensors())
-    right = ((model(ids, lengths, query) > 0).float() == label).float().mean().item()
-    model.train(was_training)
-    return right
-
-
-def seeded_batches(tensors: tuple[Tensor, ...], batch_size: int = 64, seed: int = 0
-                   ) -> Callable[[int], list[tuple[Tensor, ...]]]:
-    """``epoch -> batches`` of rows of ``tensors`` (all of the same length N), for ``mmtutor.train``.
-
-    Reshuffled each epoch with a CPU generator seeded by ``seed + epoch``: the same batches on
-    every machine and device. Each batch is a tuple with one slice of every tensor.
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
-        raise TypeError(f"tensors must be a non-empty tuple of tensors, got {type(tensors).__name__}")
-    n = len(tensors[0])
-    if any(len(t) != n for t in tensors):
-        raise ValueError(f"all tensors need the same first size, got {[len(t) for t in tensors]}")
-
-    def batches(epoch: int) -> list[tuple[Tensor, ...]]:
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
-        return [tuple(t[rows] for t in tensors) for rows in order.split(batch_size)]
-
-    return batches
+    with evaluating(model):
+        return ((model(ids, lengths, query) > 0).float() == label).float().mean().item()
 
 
 def shuffled_batches(data: SideQuestions, batch_size: int = 64, seed: int = 0
                      ) -> Callable[[int], list[tuple[Tensor, ...]]]:
-    """``epoch -> batches`` of ``(ids, lengths, query, label)``, reshuffled each epoch (``seeded_batches``)."""
-    if not isinstance(data, SideQuestions):
-        raise TypeError(f"data must be SideQuestions (from side_questions), got {type(data).__name__}")
+    """``epoch -> batches`` of ``(ids, lengths, query, label)``, reshuffled each epoch
+    (:func:`mmtutor.train.seeded_batches`). ``data`` that is not :class:`SideQuestions` raises ``TypeError``."""
+    instance("data", data, SideQuestions, "SideQuestions (from side_questions)")
     return seeded_batches(data.tensors(), batch_size, seed)
 
 
 def gradient_norms_per_step(layer: nn.Module, x: Tensor) -> Tensor:
-    """$\\lVert \\partial (\\sum_j h_{T,j}) / \\partial x_t \\rVert$ for every step $t$, as ``(T,)``.
+    r"""$\lVert \partial (\sum_j h_{T,j}) / \partial x_t \rVert$ for every step $t$, as ``(T,)``.
 
     ``layer(x)`` must return ``(out (B, T, H), ...)``; the gradient of the last output with respect
     to each input step measures how much step $t$ can still influence (and be taught by) the end.
     The sentences of the batch are independent, so the norm is taken over the batch and input
-    dimensions together: $\\sqrt{\\sum_b \\lVert \\partial (\\sum_j h^{(b)}_{T,j}) / \\partial x^{(b)}_t \\rVert^2}$.
+    dimensions together: $\sqrt{\sum_b \lVert \partial (\sum_j h^{(b)}_{T,j}) / \partial x^{(b)}_t \rVert^2}$.
+    ``x`` that is not a float ``(B, T, I)`` tensor raises ``TypeError`` / ``ValueError``.
     """
-    if not isinstance(x, Tensor) or x.ndim != 3:
-        raise ValueError(f"x must be a tensor (B, T, I), got {getattr(x, 'shape', type(x).__name__)}")
+    float_tensor("x", x, "(B, T, I)")
     x = x.detach().clone().requires_grad_(True)
     out = layer(x)[0]  # (B, T, H)
     (grad,) = torch.autograd.grad(out[:, -1].sum(), x)  # (B, T, I)

@@ -1,20 +1,27 @@
-"""One small, model-agnostic training loop shared by every chapter.
+r"""One small, model-agnostic training loop shared by every chapter, and the helpers around it.
 
-A chapter supplies the model, a ``loss_fn(model, batch) -> scalar`` and its batches; the loop
+A chapter supplies the model, a ``loss_fn(model, batch) -> scalar`` and its batches; :func:`train`
 moves each batch to the device, steps the optimiser, shows a progress bar and returns the
 loss of every step, so the curve can be plotted and the training time printed.
+
+* :func:`seeded_batches`: ``epoch -> batches`` of rows of some tensors, reshuffled each epoch from a seed;
+* :func:`evaluating`: evaluation mode and no gradients inside a ``with`` block, the training mode restored after;
+* :func:`to_device`: a batch of nested tensors moved to a device.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
+
+from ._checks import instance, positive_int
 
 Batch = Any
 Batches = Iterable[Batch] | Callable[[int], Iterable[Batch]]
@@ -39,6 +46,44 @@ def to_device(batch: Batch, device: torch.device | str | None) -> Batch:
     return batch
 
 
+def seeded_batches(tensors: tuple[Tensor, ...], batch_size: int = 64, seed: int = 0
+                   ) -> Callable[[int], list[tuple[Tensor, ...]]]:
+    """``epoch -> batches`` of rows of ``tensors`` (all of the same length N), for :func:`train`.
+
+    Reshuffled each epoch with a CPU generator seeded by ``seed + epoch``: the same batches on
+    every machine and device. Each batch is a tuple with one slice of every tensor. A ``batch_size`` that
+    is not a positive int, anything but a tuple of tensors, or tensors of different lengths raise
+    ``ValueError`` / ``TypeError``.
+    """
+    positive_int("batch_size", batch_size)
+    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+        raise TypeError(f"tensors must be a non-empty tuple of tensors, got {type(tensors).__name__}")
+    n = len(tensors[0])
+    if any(len(t) != n for t in tensors):
+        raise ValueError(f"all tensors need the same first size, got {[len(t) for t in tensors]}")
+
+    def batches(epoch: int) -> list[tuple[Tensor, ...]]:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
+        return [tuple(t[rows] for t in tensors) for rows in order.split(batch_size)]
+
+    return batches
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``with evaluating(model):`` evaluation mode (dropout off, batch norm frozen) and no gradients inside the
+    block; the model's training mode is restored afterwards, even after an error. A model that is not an
+    ``nn.Module`` raises ``TypeError``."""
+    instance("model", model, nn.Module, "an nn.Module")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
 def _progress_enabled(progress: bool | None) -> bool:
     # The book build and the test suite set MMTUTOR_PROGRESS=0: a live bar means nothing on a
     # static page, the one-line summary printed at the end says what matters.
@@ -61,29 +106,23 @@ def train(
     progress: bool | None = None,
     verbose: bool = True,
 ) -> History:
-    """Minimise ``loss_fn(model, batch)`` over ``epochs`` passes through ``batches``.
+    r"""Minimise ``loss_fn(model, batch)`` over ``epochs`` passes through ``batches``: for each batch,
+    $\theta \leftarrow \mathrm{step}(\theta, \nabla_\theta\, \mathrm{loss\_fn}(\mathrm{model}, \mathrm{batch}))$.
 
-    Args:
-        model: any ``nn.Module``; it is put in training mode (and left there).
-        loss_fn: maps ``(model, batch)`` to a scalar loss tensor.
-        batches: a re-iterable of batches (list, ``DataLoader``) or a function ``epoch -> batches``
-            (useful to reshuffle each epoch with a seeded generator).
-        epochs: number of passes, >= 1.
-        optimizer: defaults to ``Adam(model.parameters(), lr)``.
-        device: where each batch is moved before ``loss_fn`` sees it (the model is not moved).
-        grad_clip: if set, clip the global gradient norm to this value.
-        progress: show a ``tqdm`` bar; ``None`` follows ``$MMTUTOR_PROGRESS`` (default on).
-        verbose: print one summary line (steps, seconds, first and last loss) at the end.
-
-    Returns:
-        ``History``: the loss of every step, with the wall time in ``.seconds``.
+    ``model``: any ``nn.Module``, put in training mode (and left there; it is not moved). ``batches``: a
+    re-iterable of batches (list, ``DataLoader``) or a function ``epoch -> batches`` (to reshuffle each epoch
+    with a seeded generator, :func:`seeded_batches`). ``optimizer`` defaults to ``Adam(model.parameters(),
+    lr)``; ``device`` is where each batch is moved before ``loss_fn`` sees it; ``grad_clip`` clips the global
+    gradient norm; ``progress`` shows a ``tqdm`` bar (``None`` follows ``$MMTUTOR_PROGRESS``, default on);
+    ``verbose`` prints one summary line (steps, seconds, first and last loss) at the end.
+    Returns the :class:`History` of every step's loss, with the wall time in ``.seconds``. A model that is not
+    an ``nn.Module``, a ``loss_fn`` that is not callable or does not return a scalar, ``epochs`` that is not a
+    positive int, and batches that yield nothing raise ``TypeError`` / ``ValueError``.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    instance("model", model, nn.Module, "an nn.Module")
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable as loss_fn(model, batch), got {type(loss_fn).__name__}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    positive_int("epochs", epochs)
     if optimizer is None:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 

@@ -1,11 +1,15 @@
 """Chapter 3: attention pooling, scaled dot-product and multi-head attention, the encoder block.
 
+covers: mmtutor.attention, mmtutor.transformer, mmtutor.attention_tasks
+
 Every from-scratch piece against its torch reference (forward and gradients), plus the properties
 the chapter claims: rows sum to 1, masked weights are exactly 0, self-attention without positions is
 permutation-equivariant, bad inputs fail with a message that says what was expected.
 """
 
 from __future__ import annotations
+
+from dataclasses import FrozenInstanceError
 
 import pytest
 import torch
@@ -17,20 +21,15 @@ from mmtutor.attention import (
     MultiHeadSelfAttention,
     SelfAttention,
     causal_mask,
+    masked_mean,
     masked_softmax,
     padding_mask,
     scaled_dot_product_attention,
     sinusoidal_positions,
 )
-from mmtutor.attention_tasks import COLOR_NAMES, TransformerSentenceClassifier, key_word_task
+from mmtutor.attention_tasks import COLOR_NAMES, RecurrentClassifier, TransformerSentenceClassifier, key_word_task
 from mmtutor.data.scenes import VOCAB, encode
-from mmtutor.transformer import (
-    BlockConfig,
-    EncoderConfig,
-    RecurrentClassifier,
-    TransformerEncoder,
-    TransformerEncoderBlock,
-)
+from mmtutor.transformer import BlockConfig, EncoderConfig, TransformerEncoder, TransformerEncoderBlock
 
 
 def _qkv(*shape_q, T_k=7, d_v=5, dtype=torch.float64, seed=0):
@@ -378,3 +377,30 @@ def test_block_loads_a_real_bert_layer_by_the_documented_names():
         expected = reference(x)
         expected = expected[0] if isinstance(expected, tuple) else expected
         torch.testing.assert_close(block(x), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_masked_mean_is_the_mean_of_the_real_tokens():
+    x = torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([5, 2, 0])
+    s = masked_mean(x, padding_mask(lengths, 5))
+    torch.testing.assert_close(s[0], x[0].mean(0))
+    torch.testing.assert_close(s[1], x[1, :2].mean(0))
+    assert torch.equal(s[2], torch.zeros(4))  # no real token: 0, not NaN
+    with pytest.raises(ValueError, match=r"mask must have shape \(B, T\) = \(3, 5\)"):
+        masked_mean(x, torch.ones(3, 4, dtype=torch.bool))
+
+
+def test_the_encoder_config_passes_its_block_config_down_whole():
+    block = BlockConfig(d_model=16, n_heads=2, d_ff=24, activation="relu", eps=1e-12, dropout=0.25, norm_first=True)
+    encoder = TransformerEncoder(EncoderConfig(len(VOCAB), block, n_layers=2))
+    for b in encoder.blocks:
+        assert b.config is block and b.norm1.eps == 1e-12 and b.dropout.p == 0.25
+    assert encoder.embed.embedding_dim == 16
+    with pytest.raises(FrozenInstanceError):
+        block.d_model = 8  # frozen: a config cannot change under the modules built from it
+    with pytest.raises(ValueError, match="divisible"):
+        BlockConfig(d_model=10, n_heads=3)
+    with pytest.raises(ValueError, match="activation"):
+        BlockConfig(activation="tanh")
+    with pytest.raises(TypeError, match="block must be a BlockConfig"):
+        EncoderConfig(len(VOCAB), block={"d_model": 16})

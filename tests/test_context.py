@@ -1,4 +1,7 @@
-"""Chapter 2: the from-scratch recurrent cells and layers against torch, and the seed's ContextEncoding."""
+"""Chapter 2: the from-scratch recurrent cells and layers against torch, and the seed's ContextEncoding.
+
+covers: mmtutor.context, mmtutor.context_tasks
+"""
 
 from __future__ import annotations
 
@@ -271,13 +274,13 @@ from mmtutor.context_tasks import (  # noqa: E402
     accuracy,
     bag_of_words,
     gradient_norms_per_step,
-    seeded_batches,
     shuffled_batches,
     side_label,
     side_loss,
     side_questions,
 )
 from mmtutor.data.scenes import Caption, Thing  # noqa: E402
+from mmtutor.train import seeded_batches  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,13 @@
-"""The shared training loop."""
+"""The shared training loop.
+
+covers: mmtutor.train
+"""
 
 import pytest
 import torch
 from torch import nn
 
-from mmtutor.train import History, to_device, train
+from mmtutor.train import History, evaluating, seeded_batches, to_device, train
 
 
 def _line_data():
@@ -64,3 +67,33 @@ def test_bad_inputs_are_clear():
         train(model, lambda m, b: m(b[0]), _line_data(), progress=False)
     with pytest.raises(ValueError, match="nothing"):
         train(model, _mse, [], progress=False)
+
+
+def test_seeded_batches_are_the_same_for_a_seed_and_epoch_and_cover_every_row():
+    x, y = torch.arange(10), torch.arange(10) * 2
+    batches = seeded_batches((x, y), batch_size=4, seed=3)
+    first = batches(0)
+    assert [len(b[0]) for b in first] == [4, 4, 2]
+    assert sorted(torch.cat([b[0] for b in first]).tolist()) == list(range(10))
+    assert all(torch.equal(b[1], 2 * b[0]) for b in first)  # rows stay together
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, seeded_batches((x, y), 4, seed=3)(0), strict=True))
+    assert not torch.equal(torch.cat([b[0] for b in first]), torch.cat([b[0] for b in batches(1)]))
+    with pytest.raises(ValueError, match="batch_size"):
+        seeded_batches((x,), batch_size=0)
+    with pytest.raises(TypeError, match="tuple of tensors"):
+        seeded_batches(([1, 2],))
+
+
+def test_evaluating_turns_off_training_and_gradients_and_restores_the_mode():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).train()
+    with evaluating(model):
+        assert not model.training and not model(torch.ones(1, 2)).requires_grad
+    assert model.training
+    with pytest.raises(RuntimeError, match="inside"), evaluating(model):
+        raise RuntimeError("an error inside the block")
+    assert model.training  # restored even after the error
+    with evaluating(model.eval()):
+        pass
+    assert not model.training  # restored to what it was: evaluation mode stays
+    with pytest.raises(TypeError, match="nn.Module"), evaluating(lambda x: x):
+        pass
