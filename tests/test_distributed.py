@@ -249,7 +249,7 @@ def _strays(marker: str) -> list[int]:
 
 
 def _launch(out: Path, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
-    command = torchrun_command("mmtutor.distributed.launch", W, ["--out", str(out), *args])
+    command = torchrun_command("mmtutor.distributed.launch", W, ["--out", str(out), "--backend", "gloo", *args])
     result = run_command(command, timeout_s=timeout_s)
     if Path("/proc").exists():
         time.sleep(0.5)

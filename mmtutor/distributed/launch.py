@@ -76,21 +76,21 @@ def search_data(kind: str, config: DemoConfig = DemoConfig()) -> tuple[Tensor, T
 
 
 def _values(x: Tensor) -> list[float]:
-    return [round(float(v), 6) for v in x.flatten()]
+    return [round(float(v), 6) for v in x.flatten().cpu()]
 
 
 def demo_collectives(ctx: Context, config: DemoConfig) -> tuple[dict, dict]:
     r"""broadcast, all-reduce (sum), all-gather and gather to rank 0 on small seeded tensors."""
     r, w, out = ctx.rank, ctx.world_size, {}
-    x = torch.tensor([3.0, 1.0, 4.0]) if r == 0 else torch.zeros(3)
+    x = (torch.tensor([3.0, 1.0, 4.0]) if r == 0 else torch.zeros(3)).to(ctx.device)  # nccl needs GPU tensors
     before = _values(x)
     dist.broadcast(x, src=0)
     out["broadcast"] = {"before": before, "after": _values(x)}
-    x = torch.randn(4, generator=torch.Generator().manual_seed(100 + r)).round(decimals=2)
+    x = torch.randn(4, generator=torch.Generator().manual_seed(100 + r)).round(decimals=2).to(ctx.device)
     before = _values(x)
     dist.all_reduce(x, op=dist.ReduceOp.SUM)
     out["all_reduce"] = {"before": before, "after": _values(x)}
-    x = torch.randn(2, generator=torch.Generator().manual_seed(200 + r)).round(decimals=2)
+    x = torch.randn(2, generator=torch.Generator().manual_seed(200 + r)).round(decimals=2).to(ctx.device)
     parts = [torch.empty_like(x) for _ in range(w)]
     dist.all_gather(parts, x)
     out["all_gather"] = {"before": _values(x), "after": _values(torch.cat(parts))}
@@ -109,11 +109,11 @@ def demo_gather(ctx: Context, config: DemoConfig) -> tuple[dict, dict]:
     for name, fn in (("local_only", lambda u, t: clip_loss(u, t, config.emb_scale)),
                      ("gathered", lambda u, t: gathered_clip_loss(u, t, config.emb_scale)),
                      ("gathered_local_loss", lambda u, t: gathered_clip_loss(u, t, config.emb_scale, local_loss=True))):
-        u, t = U[rows].clone().requires_grad_(), T[rows].clone().requires_grad_()
+        u, t = U[rows].to(ctx.device).requires_grad_(), T[rows].to(ctx.device).requires_grad_()
         loss = fn(u, t)
         loss.backward()
         numbers[name] = loss.item()
-        tensors[name] = {"grad_image": u.grad, "grad_text": t.grad}
+        tensors[name] = {"grad_image": u.grad.cpu(), "grad_text": t.grad.cpu()}
     return numbers, tensors
 
 
@@ -151,13 +151,14 @@ def demo_ddp(ctx: Context, config: DemoConfig) -> tuple[dict, dict]:
     return numbers, tensors
 
 
-def _median_seconds(fn: Callable[[], object], reps: int, sync: bool = True) -> float:
+def _median_seconds(fn: Callable[[], object], reps: int, device: torch.device) -> float:
     times = []
     for i in range(reps + 2):  # two untimed warm-up runs
-        if sync:
-            dist.barrier()
+        dist.barrier()
         start = time.perf_counter()
         fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # GPU work is asynchronous: wait for it before reading the clock
         if i >= 2:
             times.append(time.perf_counter() - start)
     return statistics.median(times)
@@ -186,16 +187,16 @@ def demo_timing(ctx: Context, config: DemoConfig) -> tuple[dict, dict]:
     parts = [torch.empty_like(emb) for _ in range(ctx.world_size)]
     out = {"grad_bytes": 4 * grad_numel, "embedding_bytes_per_rank": 2 * emb.numel() * 4,
            # each rank alone on its own core: what one process would take for the whole batch
-           "compute_full_batch_s": _median_seconds(lambda: compute(full), config.reps),
-           "compute_local_batch_s": _median_seconds(lambda: compute(local), config.reps),
-           "all_reduce_grads_s": _median_seconds(lambda: dist.all_reduce(grads), config.reps),
-           "all_gather_embeddings_s": 2 * _median_seconds(lambda: dist.all_gather(parts, emb), config.reps),
-           "ddp_step_s": _median_seconds(ddp_step, config.reps)}
+           "compute_full_batch_s": _median_seconds(lambda: compute(full), config.reps, ctx.device),
+           "compute_local_batch_s": _median_seconds(lambda: compute(local), config.reps, ctx.device),
+           "all_reduce_grads_s": _median_seconds(lambda: dist.all_reduce(grads), config.reps, ctx.device),
+           "all_gather_embeddings_s": 2 * _median_seconds(lambda: dist.all_gather(parts, emb), config.reps, ctx.device),
+           "ddp_step_s": _median_seconds(ddp_step, config.reps, ctx.device)}
     sweep_bytes, sweep_s = [], []
     for log2 in range(8, 21, 2):  # 1 KB .. 4 MB
         buf = torch.zeros(2**log2, device=ctx.device)
         sweep_bytes.append(4 * buf.numel())
-        sweep_s.append(_median_seconds(lambda b=buf: dist.all_reduce(b), config.reps))
+        sweep_s.append(_median_seconds(lambda b=buf: dist.all_reduce(b), config.reps, ctx.device))
     out["sweep_bytes"], out["sweep_s"] = sweep_bytes, sweep_s
     return out, {}
 
@@ -225,13 +226,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--demos", default=",".join(DEMOS), help=f"comma-separated subset of {','.join(DEMOS)}")
     parser.add_argument("--fail-rank", type=int, default=None, help="this rank raises before the first collective")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a collective may wait")
+    parser.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto",
+                        help="auto: nccl when every rank can have its own GPU, else gloo")
     args = parser.parse_args(argv)
     demos = [d for d in args.demos.split(",") if d]
     unknown = sorted(set(demos) - set(DEMOS))
     if unknown:
         raise ValueError(f"unknown demos {unknown}; choose from {DEMOS}")
     started = time.perf_counter()
-    ctx = init_from_env(timeout_s=args.timeout)
+    ctx = init_from_env(None if args.backend == "auto" else args.backend, timeout_s=args.timeout)
+    if ctx.device.type == "cuda":  # TF32 would round convolutions to 10 bits: no float-tolerance comparison then
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     try:
         if ctx.rank == args.fail_rank:
             raise RuntimeError(f"rank {ctx.rank} fails on purpose (--fail-rank {args.fail_rank})")
