@@ -176,7 +176,8 @@ class LlamaBlock(nn.Module):
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | None = None, layer: int = 0,
                 return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        a, weights = self.self_attn(self.input_layernorm(x), cos, sin, cache, layer, return_weights=True)
+        a = self.self_attn(self.input_layernorm(x), cos, sin, cache, layer, return_weights)
+        a, weights = a if return_weights else (a, None)
         x = x + a
         x = x + self.mlp(self.post_attention_layernorm(x))
         return (x, weights) if return_weights else x  # (B, T, D), (B, H, T, S)
@@ -225,9 +226,10 @@ class Llama(nn.Module):
         x = self.embed_tokens(ids)  # (B, T, D)
         weights = []
         for i, block in enumerate(self.layers):
-            x, w = block(x, cos, sin, cache, i, return_weights=True)
+            x = block(x, cos, sin, cache, i, return_weights)
             if return_weights:
-                weights.append(w)
+                x, w = x
+                weights.append(w)  # (B, H, T, S)
         logits = self.lm_head(self.norm(x))  # (B, T, V)
         return (logits, weights) if return_weights else logits
 
