@@ -24,7 +24,8 @@ def get_device() -> torch.device:
     """The device to compute on: ``$MMTUTOR_DEVICE`` if set, else cuda, else mps, else cpu.
 
     ``MMTUTOR_DEVICE`` takes any string ``torch.device`` accepts whose type is cpu, cuda or mps
-    (``cuda:1`` works). Asking for a device this machine lacks is an error, not a silent fallback.
+    (``cuda:1`` works). Asking for a device this machine lacks is an error, not a silent fallback: a name
+    that is not a device raises ``ValueError``, a device this machine lacks ``RuntimeError``.
     """
     wanted = os.environ.get("MMTUTOR_DEVICE", "").strip()
     if wanted:
@@ -47,7 +48,8 @@ def get_device() -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every GPU)."""
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every GPU). A seed that is not an int
+    raises ``TypeError``, one outside ``[0, 2**32)`` ``ValueError``."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if not 0 <= seed < 2**32:

@@ -132,7 +132,8 @@ def check(name: str, answer: Any, expected: Any, *, atol: float = 1e-5, rtol: fl
           hint: str | None = None) -> bool:
     """Check a value: a number, bool, string, set, sequence, dict, or tensor (shape, dtype, values).
 
-    ``answer`` left as ``...`` counts as not done yet.
+    ``answer`` left as ``...`` counts as not done yet (``TODO``, returns ``False``); a wrong answer raises
+    :class:`ExerciseFailed`.
     """
     __tracebackhide__ = True
     if answer is Ellipsis:
@@ -151,7 +152,8 @@ def check_function(name: str, fn: Callable[..., Any], reference: Callable[..., A
 
     ``make_inputs(generator)`` builds one tuple of arguments; it is called once per trial with a
     ``torch.Generator`` seeded by the trial number, so the check is repeatable. Each call gets its
-    own copy of the inputs, so a function that changes its arguments in place cannot fool it.
+    own copy of the inputs, so a function that changes its arguments in place cannot fool it. A stub (``...`` or
+    ``NotImplementedError``) counts as not done yet; a wrong result or an error raises :class:`ExerciseFailed`.
     """
     __tracebackhide__ = True
     if fn is Ellipsis:

@@ -28,7 +28,8 @@ def pca(x: torch.Tensor, k: int = 2) -> torch.Tensor:
     """Project the rows of ``x (N, D)`` on their top-``k`` principal directions: ``(N, k)``.
 
     Centre, ``X - mean = U S V^T``, keep ``U[:, :k] S[:k]``. Each direction's sign is fixed so
-    its largest coordinate is positive, so CPU and GPU draw the same picture.
+    its largest coordinate is positive, so CPU and GPU draw the same picture. Anything but a 2-D tensor, or
+    ``k`` outside ``[1, min(N, D)]``, raises ``ValueError``.
     """
     if not isinstance(x, torch.Tensor) or x.ndim != 2:
         raise ValueError(f"pca expects a 2-D tensor (N, D), got {getattr(x, 'shape', type(x).__name__)}")
@@ -61,7 +62,8 @@ def plot_heatmap(matrix: torch.Tensor | np.ndarray, row_labels: Sequence[str] | 
                  col_labels: Sequence[str] | None = None, ax: Axes | None = None, title: str = "",
                  cmap: str = "viridis", vmin: float | None = None, vmax: float | None = None,
                  annotate: bool = False, fmt: str = "{:.2f}") -> Axes:
-    """A labelled heatmap with a colour bar; ``annotate`` writes each value in its cell."""
+    """A labelled heatmap with a colour bar; ``annotate`` writes each value in its cell. A matrix that is not 2-D
+    raises ``ValueError``."""
     m = _numpy(matrix)
     if m.ndim != 2:
         raise ValueError(f"plot_heatmap expects a 2-D matrix, got shape {m.shape}")
@@ -84,7 +86,8 @@ def plot_heatmap(matrix: torch.Tensor | np.ndarray, row_labels: Sequence[str] | 
 def plot_points_2d(points: torch.Tensor | np.ndarray, labels: Sequence[str] | None = None,
                    groups: Sequence[str] | None = None, ax: Axes | None = None, title: str = "",
                    marker_size: float = 30) -> Axes:
-    """Scatter ``points (N, 2)``, coloured by ``groups`` (one legend entry each), each labelled."""
+    """Scatter ``points (N, 2)``, coloured by ``groups`` (one legend entry each), each labelled. Points of another
+    shape, or labels and groups of another length, raise ``ValueError``."""
     p = _numpy(points)
     if p.ndim != 2 or p.shape[1] != 2:
         raise ValueError(f"plot_points_2d expects points of shape (N, 2), got {p.shape}")
@@ -107,7 +110,8 @@ def plot_points_2d(points: torch.Tensor | np.ndarray, labels: Sequence[str] | No
 
 def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8,
                 size: float = 1.6) -> plt.Figure:
-    """A gallery of images ``(N, C, H, W)`` (C = 1 or 3, values in [0, 1]) with optional titles."""
+    """A gallery of images ``(N, C, H, W)`` (C = 1 or 3, values in [0, 1]) with optional titles. Images of
+    another shape, or titles of another length, raise ``ValueError``."""
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"show_images expects a tensor (N, 1 or 3, H, W), got {getattr(images, 'shape', None)}")
     n = images.shape[0]

@@ -94,7 +94,8 @@ def student_notebook(notebook: dict) -> dict:
 
 
 def write_student_copies(source_dir: Path, target_dir: Path) -> list[Path]:
-    """Write a student copy of every ``*.ipynb`` in ``source_dir`` into ``target_dir``."""
+    """Write a student copy of every ``*.ipynb`` in ``source_dir`` into ``target_dir``; a folder without
+    notebooks raises ``FileNotFoundError``."""
     source_dir, target_dir = Path(source_dir), Path(target_dir)
     notebooks = sorted(source_dir.glob("*.ipynb"))
     if not notebooks:
@@ -109,7 +110,7 @@ def write_student_copies(source_dir: Path, target_dir: Path) -> list[Path]:
     return written
 
 
-def main(argv: list[str] | None = None) -> None:
+def _main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("source", type=Path, help="folder with the full notebooks")
     parser.add_argument("target", type=Path, help="folder for the student copies")
@@ -119,4 +120,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    _main()

@@ -1,4 +1,7 @@
-"""get_device and seed_everything (DESIGN.md section 4)."""
+"""get_device and seed_everything (DESIGN.md section 4).
+
+covers: mmtutor.device
+"""
 
 import random
 

@@ -1,4 +1,7 @@
-"""The exercise checks and the student-copy writer."""
+"""The exercise checks and the student-copy writer.
+
+covers: mmtutor.exercises, mmtutor.student (stub_source, student_notebook)
+"""
 
 import ast
 import json

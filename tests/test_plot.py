@@ -1,4 +1,7 @@
-"""Shared plotting helpers: the maths (PCA) against a reference, the drawings for their errors."""
+"""Shared plotting helpers: the maths (PCA) against a reference, the drawings for their errors.
+
+covers: mmtutor.plot
+"""
 
 import matplotlib
 

