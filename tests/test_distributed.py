@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -349,3 +351,30 @@ def test_a_failing_rank_fails_the_launch_with_its_error(tmp_path):
     assert "Root Cause" in result.stderr
     assert time.perf_counter() - start < 240
     assert not (tmp_path / "rank0.json").exists()
+
+
+def test_a_hanging_launch_is_stopped_by_the_timeout_or_by_killing_its_launcher(tmp_path):
+    args = ["--demos", "collectives", "--hang-rank", "1"]
+    with pytest.raises(subprocess.TimeoutExpired):  # run_command: SIGTERM to torchrun, which stops its ranks
+        _launch(tmp_path / "a", *args, timeout_s=20)
+    marker = str(tmp_path / "b")
+    command = torchrun_command("mmtutor.distributed.launch", W, ["--out", marker, "--backend", "gloo", *args])
+    agent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(agent.stdout), daemon=True).start()
+    try:
+        deadline = time.time() + 120
+        while sum("joined the process group" in line for line in lines) < W and time.time() < deadline:
+            time.sleep(0.2)
+        assert len(_strays(marker)) == 1 + W, lines  # the launcher and its ranks, which joined the group
+        os.killpg(agent.pid, signal.SIGKILL)  # no chance to stop its ranks: they must notice by themselves
+        agent.wait(10)
+        deadline = time.time() + 20
+        while _strays(marker) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not _strays(marker), "ranks outlived their killed launcher"
+    finally:
+        for pid in _strays(marker):
+            os.kill(pid, signal.SIGKILL)
+

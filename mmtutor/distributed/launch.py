@@ -9,7 +9,7 @@ to ``OUT/rank{r}.json`` (numbers) and ``OUT/rank{r}.pt`` (tensors), so that a no
 compare them with single-process references built from the same seeds (:class:`DemoConfig`,
 :func:`demo_embeddings`, :func:`search_data`). ``--fail-rank R`` makes rank ``R`` raise before the
 first collective, to show what torchrun does then: it stops the other ranks and exits non-zero with
-rank ``R``'s error.
+rank ``R``'s error; ``--hang-rank R`` makes it sleep instead, to show the timeouts.
 """
 
 from __future__ import annotations
@@ -225,6 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder for rank{r}.json and rank{r}.pt")
     parser.add_argument("--demos", default=",".join(DEMOS), help=f"comma-separated subset of {','.join(DEMOS)}")
     parser.add_argument("--fail-rank", type=int, default=None, help="this rank raises before the first collective")
+    parser.add_argument("--hang-rank", type=int, default=None, help="this rank sleeps before the first collective "
+                        "(to show the timeouts and the clean-up)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a collective may wait")
     parser.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto",
                         help="auto: nccl when every rank can have its own GPU, else gloo")
@@ -235,12 +237,15 @@ def main(argv: list[str] | None = None) -> None:
         raise ValueError(f"unknown demos {unknown}; choose from {DEMOS}")
     started = time.perf_counter()
     ctx = init_from_env(None if args.backend == "auto" else args.backend, timeout_s=args.timeout)
+    print(f"[rank {ctx.rank}/{ctx.world_size}] joined the process group: {ctx.backend} on {ctx.device}", flush=True)
     if ctx.device.type == "cuda":  # TF32 would round convolutions to 10 bits: no float-tolerance comparison then
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
     try:
         if ctx.rank == args.fail_rank:
             raise RuntimeError(f"rank {ctx.rank} fails on purpose (--fail-rank {args.fail_rank})")
+        if ctx.rank == args.hang_rank:
+            time.sleep(3600)
         config = DemoConfig()
         numbers = {"rank": ctx.rank, "world_size": ctx.world_size, "backend": ctx.backend,
                    "device": str(ctx.device), "threads": torch.get_num_threads(), "config": asdict(config),

@@ -70,8 +70,17 @@ class Context:
 
 
 def _exit_when_orphaned(poll_s: float = 0.5) -> None:
-    """A daemon thread: if the launcher dies without stopping us (SIGKILL), stop too instead of waiting forever."""
+    """A daemon thread: if the launcher dies without stopping us (SIGKILL), stop too instead of waiting forever.
+
+    Only under torchrun (``TORCHELASTIC_RUN_ID`` set), whose agent is our parent. A launcher that died before
+    this thread started goes unnoticed (unless we were handed to init, pid 1); the collectives' timeout then ends
+    the rank.
+    """
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        return
     parent = os.getppid()
+    if parent == 1:
+        os._exit(3)
 
     def watch() -> None:
         while True:
