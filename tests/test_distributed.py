@@ -38,6 +38,7 @@ from mmtutor.distributed import (
     free_port,
     freeze_batchnorm,
     gather_with_grad,
+    gathered_clip_loss,
     init_from_env,
     local_topk,
     merge_topk,
@@ -114,6 +115,8 @@ def test_local_topk_pads_small_and_empty_shards_and_adds_the_offset():
         merge_topk([s], [i], 4)
     with pytest.raises(ValueError, match="one score list per index list"):
         merge_topk([s], [], 1)
+    with pytest.raises(ValueError, match="same Q"):
+        merge_topk([s, s[:1]], [i, i[:1]], 1)
 
 
 def test_shard_bounds_cover_the_rows_at_block_multiples():
@@ -155,6 +158,10 @@ def test_in_process_calls_need_a_process_group(monkeypatch):
         init_from_env()
     with pytest.raises(RuntimeError, match="process group"):
         gather_with_grad(torch.randn(2, 3))
+    with pytest.raises(ValueError, match="same shape"):
+        gathered_clip_loss(torch.randn(2, 3), torch.randn(3, 3), 10.0)
+    with pytest.raises(ValueError, match="logit_scale"):
+        gathered_clip_loss(torch.randn(2, 3), torch.randn(2, 3), -1.0)
 
 
 def test_torchrun_command_and_free_port():

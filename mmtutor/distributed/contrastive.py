@@ -29,7 +29,7 @@ import torch.distributed.nn.functional as dist_fn
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import float_tensor, positive_int
+from .._checks import float_tensor, number, positive_int
 from ..alignment import ContrastiveModel, clip_loss
 from ..encoders import ConvImageEncoder, ImageEncoderConfig, SequenceTextEncoder, TextEncoderConfig
 
@@ -69,6 +69,10 @@ def gathered_clip_loss(image_emb: Tensor, text_emb: Tensor, logit_scale: Tensor 
     if image_emb.shape != text_emb.shape:
         raise ValueError(f"image_emb and text_emb must have the same shape (B, d), got {tuple(image_emb.shape)} "
                          f"and {tuple(text_emb.shape)}")
+    if not isinstance(logit_scale, Tensor):
+        number("logit_scale", logit_scale, 0, low_open=True)
+    elif logit_scale.numel() != 1:
+        raise ValueError(f"logit_scale must be a number or a scalar tensor, got shape {tuple(logit_scale.shape)}")
     u_all, t_all = gather_with_grad(image_emb), gather_with_grad(text_emb)  # (N, d) each
     if not local_loss:
         return clip_loss(u_all, t_all, logit_scale)

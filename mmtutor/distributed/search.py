@@ -79,6 +79,11 @@ def merge_topk(scores: Sequence[Tensor], indices: Sequence[Tensor], k: int) -> t
         raise ValueError(f"need one score list per index list and at least one shard, got {len(scores)} "
                          f"and {len(indices)}")
     positive_int("k", k)
+    rows = {x.shape[0] if isinstance(x, Tensor) and x.ndim == 2 else None for x in [*scores, *indices]}
+    if len(rows) != 1 or None in rows:
+        raise ValueError(f"every shard's scores and indices must be (Q, k_r) tensors with the same Q, got shapes "
+                         f"{[tuple(getattr(x, 'shape', ())) for x in scores]} and "
+                         f"{[tuple(getattr(x, 'shape', ())) for x in indices]}")
     s, i = torch.cat(list(scores), dim=1), torch.cat(list(indices), dim=1)  # (Q, W k) candidates
     if s.shape != i.shape or i.dtype != torch.long:
         raise ValueError(f"scores and indices must be (Q, k_r) pairs with long indices, got {tuple(s.shape)} and "
