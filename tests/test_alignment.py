@@ -1,4 +1,7 @@
-"""Chapter 5: the CLIP loss against a direct computation, the alignment metrics, the encoders, the data."""
+"""Chapter 5: the CLIP loss against a direct computation, the alignment metrics, the encoders, the data.
+
+covers: mmtutor.alignment, mmtutor.encoders, mmtutor.data.digits, mmtutor.data.audio, mmtutor.data.scene_pairs
+"""
 
 from __future__ import annotations
 
@@ -293,10 +296,10 @@ def test_digits_are_a_fixed_stratified_split_with_captions_that_name_the_digit()
     captions = digits.digit_captions(y_train[:50], seed=3)
     assert captions == digits.digit_captions(y_train[:50], seed=3)
     assert all(c.split()[-1] == digits.DIGIT_NAMES[y] for c, y in zip(captions, y_train[:50].tolist(), strict=True))
-    ids, lengths = digits.encode(captions)
+    ids, lengths = digits.encode_digit_texts(captions)
     assert ids.shape[0] == 50 and (ids[torch.arange(50), lengths - 1] >= digits.WORD_TO_ID["zero"]).all()
     with pytest.raises(ValueError, match="unknown words"):
-        digits.encode(["a photo of a cat"])
+        digits.encode_digit_texts(["a photo of a cat"])
     with pytest.raises(ValueError, match="0..9"):
         digits.digit_captions([10], seed=0)
 

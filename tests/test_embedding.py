@@ -1,4 +1,7 @@
-"""Chapter 1: the embedding lookup, the pieces of skip-gram with negative sampling, their training and evaluation."""
+"""Chapter 1: the embedding lookup, the pieces of skip-gram with negative sampling, their training and evaluation.
+
+covers: mmtutor.embedding, mmtutor.word2vec, mmtutor.data.text, mmtutor.data.kinds, mmtutor.data.pretrained
+"""
 
 from __future__ import annotations
 
@@ -11,16 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import mmtutor
+from mmtutor.data.kinds import WORD_KINDS, make_kinds_corpus
 from mmtutor.data.pretrained import load_minilm_token_embeddings
-from mmtutor.data.text import (
-    UNK,
-    WORD_KINDS,
-    Vocabulary,
-    load_lee_corpus,
-    load_word_pairs,
-    make_kinds_corpus,
-    tokenize,
-)
+from mmtutor.data.text import UNK, Vocabulary, load_lee_corpus, load_word_pairs, tokenize
 from mmtutor.embedding import (
     Embedding,
     SkipGram,

@@ -1,7 +1,11 @@
-"""The scenes generator: deterministic, captions true, hard negatives false with the same words."""
+"""The scenes generator: deterministic, captions true, hard negatives false with the same words.
+
+covers: mmtutor.data.scenes (and mmtutor.data.text.encode_words through scenes.encode)
+"""
 
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,9 +14,12 @@ from mmtutor.data.scenes import (
     VOCAB,
     Caption,
     Thing,
+    apart,
     encode,
     hard_negative,
     make_scenes,
+    position_bounds,
+    radius,
     random_scene,
     relation_holds,
     render,
@@ -91,3 +98,19 @@ def test_bad_things_and_captions():
         Caption(Thing("circle", "red", "small"), "above")
     with pytest.raises(ValueError, match="n_objects"):
         random_scene(random.Random(0), 4)
+
+
+def test_one_placement_rule_for_one_scene_and_for_arrays_of_them():
+    scenes, _ = make_scenes(200, seed=7)
+    pairs = [(a, b) for s in scenes for i, a in enumerate(s.objects) for b in s.objects[i + 1:]]
+    assert all(apart(a.x - b.x, a.y - b.y, radius(a.thing.size), radius(b.thing.size)) for a, b in pairs)
+    for s in scenes:
+        for o in s.objects:
+            lo, hi = position_bounds(radius(o.thing.size))
+            assert lo <= o.x <= hi and lo <= o.y <= hi
+    g = np.random.default_rng(0)
+    dx, dy, r = g.uniform(-0.5, 0.5, 1000), g.uniform(-0.5, 0.5, 1000), g.choice([4 / 32, 7 / 32], 1000)
+    together = apart(dx, dy, r, r[::-1])  # elementwise on arrays, as scene_pairs.sample_scenes uses it
+    assert together.tolist() == [bool(apart(*v)) for v in zip(dx, dy, r, r[::-1], strict=True)]
+    assert 0 < together.mean() < 1
+    assert apart(0.0, 0.5, 0.1, 0.1) and not apart(0.1, 0.1, 0.05, 0.05)  # far apart; too close along both axes

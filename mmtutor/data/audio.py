@@ -24,6 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .._checks import float_tensor, instance, number
+from .digits import digit_labels
+
 SAMPLE_RATE = 8000  # Hz, the telephone standard; the highest DTMF tone (1477 Hz) is far below 4000 Hz
 DURATION = 0.2  # seconds per clip
 ROWS: tuple[float, ...] = (697.0, 770.0, 852.0, 941.0)
@@ -33,7 +36,8 @@ KEY_POSITION: dict[int, tuple[int, int]] = {0: (3, 1), **{d: ((d - 1) // 3, (d -
 
 
 def key_frequencies(digit: int) -> tuple[float, float]:
-    """The (low, high) DTMF frequencies in Hz of a digit's key: ``key_frequencies(7) == (852.0, 1209.0)``."""
+    """The (low, high) DTMF frequencies in Hz of a digit's key: ``key_frequencies(7) == (852.0, 1209.0)``; anything
+    but an int in 0..9 raises ``ValueError``."""
     if isinstance(digit, bool) or not isinstance(digit, int) or digit not in KEY_POSITION:
         raise ValueError(f"digit must be an int in 0..9, got {digit!r}")
     row, column = KEY_POSITION[digit]
@@ -42,7 +46,7 @@ def key_frequencies(digit: int) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class ToneConfig:
-    """How varied and noisy the key presses are."""
+    """How varied and noisy the key presses are; checked when made (``ValueError`` / ``TypeError``)."""
 
     min_press: float = 0.05  # shortest key press, seconds
     max_press: float = 0.15  # longest key press, seconds (a clip lasts DURATION)
@@ -52,20 +56,27 @@ class ToneConfig:
     max_snr_db: float = 20.0
     hum: float = 0.15  # amplitude of the 50 Hz mains hum (and its harmonics) is uniform in [0, hum]
 
+    def __post_init__(self) -> None:
+        if not 0 < number("min_press", self.min_press) <= number("max_press", self.max_press) <= DURATION:
+            raise ValueError(f"need 0 < min_press <= max_press <= {DURATION}, got {self}")
+        number("jitter", self.jitter, 0.0, 1.0, high_open=True)
+        number("max_twist_db", self.max_twist_db, 0.0)
+        if not number("min_snr_db", self.min_snr_db) <= number("max_snr_db", self.max_snr_db):
+            raise ValueError(f"need min_snr_db <= max_snr_db, got {self.min_snr_db} and {self.max_snr_db}")
+        number("hum", self.hum, 0.0)
+
 
 def keypad_tones(labels: torch.Tensor | Sequence[int], seed: int, config: ToneConfig = ToneConfig()) -> torch.Tensor:
-    """One noisy key-press clip per digit label: float32 ``(N, SAMPLE_RATE * DURATION)``, seeded.
+    r"""One noisy key-press clip per digit label: float32 ``(N, SAMPLE_RATE * DURATION)``, seeded.
 
-    $$x(t) = e(t)\\,[a_1 \\sin(2\\pi f_1 t + \\phi_1) + a_2 \\sin(2\\pi f_2 t + \\phi_2)] + h(t) + n(t)$$
+    $$x(t) = e(t)\,[a_1 \sin(2\pi f_1 t + \phi_1) + a_2 \sin(2\pi f_2 t + \phi_2)] + h(t) + n(t)$$
 
     with ``e`` the key-press envelope (5 ms ramps), ``f_1, f_2`` the key's row and column
-    frequencies (jittered), ``h`` hum and ``n`` white noise.
+    frequencies (jittered), ``h`` hum and ``n`` white noise. Labels that are not digits 0..9 raise ``ValueError``,
+    a ``config`` that is not a :class:`ToneConfig` ``TypeError``.
     """
-    values = labels.tolist() if isinstance(labels, torch.Tensor) else list(labels)
-    if any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 9 for v in values):
-        raise ValueError(f"labels must be digits 0..9, got {values[:10]}")
-    if not 0 < config.min_press <= config.max_press <= DURATION:
-        raise ValueError(f"need 0 < min_press <= max_press <= {DURATION}, got {config}")
+    values = digit_labels(labels)
+    instance("config", config, ToneConfig)
     n, length = len(values), round(SAMPLE_RATE * DURATION)
     g = torch.Generator().manual_seed(seed)
 
@@ -93,17 +104,16 @@ def keypad_tones(labels: torch.Tensor | Sequence[int], seed: int, config: ToneCo
 
 
 def spectrogram(waves: torch.Tensor, n_fft: int = 256, hop_length: int = 64) -> torch.Tensor:
-    """Log-magnitude spectrogram with a Hann window: ``(N, L)`` -> ``(N, n_fft // 2 + 1, frames)``.
+    r"""Log-magnitude spectrogram with a Hann window: ``(N, L)`` -> ``(N, n_fft // 2 + 1, frames)``.
 
-    $$S[k, m] = \\log\\Big(1 + \\Big|\\sum_{n} x[n + m H]\\, w[n]\\, e^{-2\\pi i k n / N_{\\mathrm{fft}}}\\Big|\\Big)$$
+    $$S[k, m] = \log\Big(1 + \Big|\sum_{n} x[n + m H]\, w[n]\, e^{-2\pi i k n / N_{\mathrm{fft}}}\Big|\Big)$$
 
     Bin ``k`` is the frequency ``k * SAMPLE_RATE / n_fft`` Hz (31.25 Hz apart with the defaults), frame
-    ``m`` starts at sample ``m * hop_length`` (the clip is padded by reflection at both ends).
+    ``m`` starts at sample ``m * hop_length`` (the clip is padded by reflection at both ends). Waves that are
+    not a float ``(N, L)`` tensor, or sizes outside ``1 <= hop_length <= n_fft < L``, raise ``TypeError`` /
+    ``ValueError``.
     """
-    if not isinstance(waves, torch.Tensor) or not waves.is_floating_point():
-        raise TypeError(f"waves must be a float tensor (N, L), got {getattr(waves, 'dtype', type(waves).__name__)}")
-    if waves.ndim != 2:
-        raise ValueError(f"waves must have shape (N, L), got {tuple(waves.shape)}")
+    float_tensor("waves", waves, "(N, L)")
     if not 1 <= hop_length <= n_fft < waves.shape[1]:
         raise ValueError(f"need 1 <= hop_length <= n_fft < L = {waves.shape[1]}, got hop_length={hop_length}, "
                          f"n_fft={n_fft}")

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .scenes import encode_words
+from .._checks import number
+from .text import encode_words
 
 DIGIT_NAMES: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 TEMPLATES: tuple[str, ...] = (  # the captions of training images; {} is the digit's name
@@ -46,13 +47,13 @@ def load_digit_images(test_fraction: float = 0.3, seed: int = 0
     """The 1,797 digits as ``(x_train, y_train, x_test, y_test)``.
 
     Images are float32 ``(N, 1, 8, 8)`` in [0, 1] (the 0..16 ink counts divided by 16); labels are
-    int64 ``(N,)`` in 0..9. The split is stratified by class and fixed by ``seed``.
+    int64 ``(N,)`` in 0..9. The split is stratified by class and fixed by ``seed``. A ``test_fraction`` outside
+    (0, 1) raises ``ValueError``.
     """
     from sklearn.datasets import load_digits  # local: importing scikit-learn takes a moment
     from sklearn.model_selection import train_test_split
 
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    number("test_fraction", test_fraction, 0.0, 1.0, low_open=True, high_open=True)
     data = load_digits()
     x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
     y = torch.tensor(data.target, dtype=torch.long)  # (1797,)
@@ -62,7 +63,8 @@ def load_digit_images(test_fraction: float = 0.3, seed: int = 0
     return x[train_idx], y[train_idx], x[test_idx], y[test_idx]
 
 
-def _check_labels(labels: torch.Tensor | Sequence[int]) -> list[int]:
+def digit_labels(labels: torch.Tensor | Sequence[int]) -> list[int]:
+    """``labels`` (a 1-D tensor or a sequence) as a list of ints, each a digit 0..9, else ``ValueError``."""
     values = labels.tolist() if isinstance(labels, torch.Tensor) else list(labels)
     bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 9]
     if bad:
@@ -72,13 +74,15 @@ def _check_labels(labels: torch.Tensor | Sequence[int]) -> list[int]:
 
 def digit_captions(labels: torch.Tensor | Sequence[int], seed: int,
                    templates: Sequence[str] = TEMPLATES) -> list[str]:
-    """One caption per label, each from a template drawn at random: ``7 -> "a handwritten seven"``."""
+    """One caption per label, each from a template drawn at random: ``7 -> "a handwritten seven"``. Labels outside
+    0..9, or templates without a ``{}`` slot, raise ``ValueError``."""
     if not templates or any("{}" not in t for t in templates):
         raise ValueError(f"templates must be a non-empty list of strings with a {{}} slot, got {templates!r}")
     rng = random.Random(seed)
-    return [rng.choice(list(templates)).format(DIGIT_NAMES[v]) for v in _check_labels(labels)]
+    return [rng.choice(list(templates)).format(DIGIT_NAMES[v]) for v in digit_labels(labels)]
 
 
-def encode(texts: Sequence[str], max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Texts to padded word ids ``(N, T)`` (id 0 pads the end) and their lengths ``(N,)``."""
+def encode_digit_texts(texts: Sequence[str], max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Digit captions and prompts to padded word ids ``(N, T)`` (id 0 pads the end) and their lengths ``(N,)``
+    (:func:`mmtutor.data.text.encode_words` with the digit vocabulary ``VOCAB``, which raises on unknown words)."""
     return encode_words(texts, VOCAB, max_len, "digit")

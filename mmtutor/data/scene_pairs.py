@@ -21,7 +21,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scenes import COLORS, MARGIN, SHAPES, SIZES, Caption, Scene, SceneObject, Thing, describe, hard_negative
+from .._checks import positive_int
+from .scenes import (
+    COLORS,
+    SHAPES,
+    SIZES,
+    Caption,
+    Scene,
+    SceneObject,
+    Thing,
+    apart,
+    describe,
+    hard_negative,
+    position_bounds,
+    radius,
+)
 
 KINDS: tuple[str, ...] = ("swap", "colors", "relation", "attribute")
 
@@ -30,12 +44,12 @@ def sample_scenes(n: int, seed: int, min_objects: int = 1, max_objects: int = 3)
     """``n`` seeded scenes and one true caption each, drawn by vectorised rejection sampling.
 
     As in ``make_scenes``: a uniform number of objects in ``[min_objects, max_objects]``, distinct
-    (colour, shape) kinds, uniform sizes; every pair of objects does not overlap and is more than
-    ``MARGIN + 0.02`` apart along some axis; each thing is placed uniformly where it fits among
-    those placed before it (100 tries, else the scene starts again).
+    (colour, shape) kinds, uniform sizes, and the scenes' placement rule (:func:`~mmtutor.data.scenes.apart`,
+    :func:`~mmtutor.data.scenes.position_bounds`); each thing is placed uniformly where it fits among
+    those placed before it (100 tries, else the scene starts again). A negative ``n`` or object counts outside
+    1..3 raise ``ValueError``.
     """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    positive_int("n", n, minimum=0)
     if not 1 <= min_objects <= max_objects <= 3:
         raise ValueError(f"need 1 <= min_objects <= max_objects <= 3, got {min_objects}, {max_objects}")
     gen = np.random.default_rng(seed)
@@ -44,7 +58,7 @@ def sample_scenes(n: int, seed: int, min_objects: int = 1, max_objects: int = 3)
     counts = gen.integers(min_objects, max_objects + 1, size=n)  # (n,)
     chosen = gen.random((n, len(kinds))).argsort(axis=1)[:, :3]  # (n, 3) distinct kinds
     sizes = gen.integers(0, len(size_names), size=(n, 3))  # (n, 3)
-    r = np.array([SIZES[name] / 32 for name in size_names])[sizes]  # (n, 3) radii, fraction of the image
+    r = np.array([radius(name) for name in size_names])[sizes]  # (n, 3) radii, fraction of the image
     xy = np.zeros((n, 3, 2))
     todo = np.arange(n)
     while len(todo):  # place the things one at a time, as make_scenes does, for all scenes at once
@@ -52,13 +66,12 @@ def sample_scenes(n: int, seed: int, min_objects: int = 1, max_objects: int = 3)
         for j in range(3):
             rows = np.flatnonzero(~failed & (counts[todo] > j))  # scenes still being placed with a j-th thing
             idx = todo[rows]
-            lo, span = r[idx, j] + 0.02, 0.96 - 2 * r[idx, j]  # (m,) positions in [r + 0.02, 0.98 - r]
-            cand = lo[:, None, None] + gen.random((len(idx), 100, 2)) * span[:, None, None]  # (m, 100, 2)
+            lo, hi = position_bounds(r[idx, j])  # (m,), (m,)
+            cand = lo[:, None, None] + gen.random((len(idx), 100, 2)) * (hi - lo)[:, None, None]  # (m, 100, 2)
             ok = np.ones((len(idx), 100), dtype=bool)
             for i in range(j):  # apart from every thing already placed
-                d = np.abs(cand - xy[idx, i][:, None, :])  # (m, 100, 2)
-                reach = (r[idx, i] + r[idx, j] + 1.5 / 32)[:, None]  # no overlap, 1.5 px to spare
-                ok &= (np.sqrt((d**2).sum(-1)) > reach) & (d.max(-1) > MARGIN + 0.02)
+                d = cand - xy[idx, i][:, None, :]  # (m, 100, 2)
+                ok &= apart(d[..., 0], d[..., 1], r[idx, i][:, None], r[idx, j][:, None])
             found = ok.any(axis=1)
             xy[idx[found], j] = cand[found, ok[found].argmax(axis=1)]
             failed[rows[~found]] = True  # boxed in by the earlier things: start the scene again
@@ -79,7 +92,8 @@ class ScenePairs:
 
 def any_hard_negative(caption: Caption, scene: Scene, rng: random.Random,
                       kinds: Sequence[str] = KINDS) -> Caption:
-    """A hard negative of a kind drawn at random among those that exist for this caption."""
+    """A hard negative of a kind drawn at random among those that exist for this caption. Kinds outside ``KINDS``
+    raise ``ValueError``; a caption without any hard negative ``RuntimeError``."""
     unknown = set(kinds) - set(KINDS)
     if not kinds or unknown:
         raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {kinds!r}")
@@ -94,9 +108,8 @@ def any_hard_negative(caption: Caption, scene: Scene, rng: random.Random,
 def training_pairs(n: int, seed: int, captions_per_scene: int = 4, min_objects: int = 1,
                    max_objects: int = 3) -> ScenePairs:
     """``n`` seeded scenes, ``captions_per_scene`` true captions of each (drawn with ``describe``,
-    repeats possible) and one hard negative per caption."""
-    if isinstance(captions_per_scene, bool) or not isinstance(captions_per_scene, int) or captions_per_scene < 1:
-        raise ValueError(f"captions_per_scene must be an int >= 1, got {captions_per_scene!r}")
+    repeats possible) and one hard negative per caption; ``captions_per_scene`` must be a positive int."""
+    positive_int("captions_per_scene", captions_per_scene)
     scenes, first = sample_scenes(n, seed, min_objects, max_objects)
     rng = random.Random(seed + 1)
     captions = [[c] + [describe(s, rng) for _ in range(captions_per_scene - 1)]
@@ -111,10 +124,9 @@ def distinct_gallery(n: int, seed: int, min_objects: int = 2,
 
     Scenes are drawn in order and a scene is kept only if its caption is false for every scene kept
     so far and no caption kept so far is true of it. Two or more objects by default: a one-object
-    caption ("a small red circle") is true of every scene that has that thing.
+    caption ("a small red circle") is true of every scene that has that thing. ``n`` must be a positive int.
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    positive_int("n", n)
     kept_scenes: list[Scene] = []
     kept_captions: list[Caption] = []
     scenes_with: dict[Thing, list[Scene]] = {}  # thing -> kept scenes that contain it
@@ -142,7 +154,8 @@ def distinct_gallery(n: int, seed: int, min_objects: int = 2,
 
 def hard_negative_pairs(scenes: Sequence[Scene], captions: Sequence[Caption], kind: str, seed: int
                         ) -> tuple[list[int], list[Caption], list[Caption]]:
-    """For each scene whose caption has a hard negative of ``kind``: ``(indices, positives, negatives)``."""
+    """For each scene whose caption has a hard negative of ``kind``: ``(indices, positives, negatives)``. An
+    unknown kind, or not one caption per scene, raises ``ValueError``."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if len(scenes) != len(captions):

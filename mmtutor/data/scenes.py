@@ -16,7 +16,11 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from .._checks import positive_int
+from .text import encode_words
 
 COLORS: dict[str, tuple[float, float, float]] = {  # name -> RGB in [0, 1]
     "red": (0.90, 0.15, 0.15),
@@ -31,6 +35,10 @@ RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
 OPPOSITE: dict[str, str] = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 MARGIN = 0.12  # a relation holds only if the centres differ by more than this (fraction of the image)
 BACKGROUND = 0.05
+# The placement rule (random_scene, and scene_pairs.sample_scenes for many scenes at once):
+BORDER = 0.02  # a thing's edge stays this far inside the image
+GAP = 1.5 / 32  # two things never overlap: 1.5 pixels to spare between their edges
+SEPARATION = MARGIN + 0.02  # every pair is this far apart along some axis, so some relation holds
 
 PAD = "<pad>"
 # The whole language of the captions; id 0 is padding.
@@ -40,7 +48,8 @@ WORD_TO_ID: dict[str, int] = {word: i for i, word in enumerate(VOCAB)}
 
 @dataclass(frozen=True)
 class Thing:
-    """What an object is, without where: ``Thing("circle", "red", "small")``."""
+    """What an object is, without where: ``Thing("circle", "red", "small")``; an unknown shape, colour or size
+    raises ``ValueError``."""
 
     shape: str
     color: str
@@ -76,7 +85,8 @@ class Scene:
 
 
 def relation_holds(a: SceneObject, relation: str, b: SceneObject, margin: float = MARGIN) -> bool:
-    """Whether ``a <relation> b`` holds, e.g. ``a`` is left of ``b`` by more than ``margin``."""
+    """Whether ``a <relation> b`` holds, e.g. ``a`` is left of ``b`` by more than ``margin``; an unknown relation
+    raises ``ValueError``."""
     if relation not in OPPOSITE:
         raise ValueError(f"relation must be one of {RELATIONS}, got {relation!r}")
     gap = {"left of": b.x - a.x, "right of": a.x - b.x, "above": b.y - a.y, "below": a.y - b.y}[relation]
@@ -85,7 +95,8 @@ def relation_holds(a: SceneObject, relation: str, b: SceneObject, margin: float 
 
 @dataclass(frozen=True)
 class Caption:
-    """``subject`` alone, or ``subject relation obj``: "a small red circle left of a large blue square"."""
+    """``subject`` alone, or ``subject relation obj``: "a small red circle left of a large blue square". A relation
+    without an object (or the reverse), or an unknown relation, raises ``ValueError``."""
 
     subject: Thing
     relation: str | None = None
@@ -112,9 +123,29 @@ class Caption:
         return b is not None and b is not a and relation_holds(a, self.relation, b)
 
 
+def radius(size: str) -> float:
+    """A thing's radius as a fraction of the image: ``SIZES[size] / 32``."""
+    return SIZES[size] / 32
+
+
+def position_bounds(r: float | np.ndarray) -> tuple[float | np.ndarray, float | np.ndarray]:
+    r"""Where the centre of a thing of radius ``r`` may lie (along x and along y): $[r + b,\ 1 - b - r]$,
+    $b$ = ``BORDER``; for one radius or an array of them."""
+    return r + BORDER, 1 - BORDER - r
+
+
+def apart(dx: float | np.ndarray, dy: float | np.ndarray, r_a: float | np.ndarray,
+          r_b: float | np.ndarray) -> bool | np.ndarray:
+    r"""The placement rule for two things of radii ``r_a``, ``r_b`` whose centres differ by ``|dx|``, ``|dy|``:
+    they do not overlap, $\sqrt{dx^2 + dy^2} > r_a + r_b + \mathrm{GAP}$, and they are apart along some axis,
+    $\max(|dx|, |dy|) > \mathrm{SEPARATION}$. Elementwise on NumPy arrays."""
+    dx, dy = np.abs(dx), np.abs(dy)
+    return (np.sqrt(dx * dx + dy * dy) > r_a + r_b + GAP) & (np.maximum(dx, dy) > SEPARATION)
+
+
 def random_scene(rng: random.Random, n_objects: int) -> Scene:
-    """One scene of ``n_objects`` things with distinct (colour, shape), not overlapping, and every
-    pair separated by more than ``MARGIN`` along at least one axis (so some relation holds)."""
+    """One scene of ``n_objects`` things with distinct (colour, shape), placed by the placement rule
+    (:func:`apart`, :func:`position_bounds`). ``n_objects`` outside 1..3 raises ``ValueError``."""
     if not 1 <= n_objects <= 3:
         raise ValueError(f"n_objects must be 1, 2 or 3, got {n_objects}")
     kinds = rng.sample([(c, s) for c in COLORS for s in SHAPES], n_objects)
@@ -122,9 +153,9 @@ def random_scene(rng: random.Random, n_objects: int) -> Scene:
     while True:  # place one thing at a time, each where it is apart from those already placed
         placed: list[SceneObject] = []
         for thing in things:
-            r = SIZES[thing.size] / 32
+            lo, hi = position_bounds(radius(thing.size))
             for _ in range(100):  # rejection sampling for this thing alone
-                candidate = SceneObject(thing, rng.uniform(r + 0.02, 0.98 - r), rng.uniform(r + 0.02, 0.98 - r))
+                candidate = SceneObject(thing, rng.uniform(lo, hi), rng.uniform(lo, hi))
                 if all(_apart(candidate, other) for other in placed):
                     placed.append(candidate)
                     break
@@ -135,9 +166,7 @@ def random_scene(rng: random.Random, n_objects: int) -> Scene:
 
 
 def _apart(a: SceneObject, b: SceneObject) -> bool:
-    reach = (SIZES[a.thing.size] + SIZES[b.thing.size] + 1.5) / 32
-    dx, dy = abs(a.x - b.x), abs(a.y - b.y)
-    return (dx * dx + dy * dy) ** 0.5 > reach and max(dx, dy) > MARGIN + 0.02
+    return bool(apart(a.x - b.x, a.y - b.y, radius(a.thing.size), radius(b.thing.size)))
 
 
 def describe(scene: Scene, rng: random.Random) -> Caption:
@@ -154,7 +183,8 @@ def hard_negative(caption: Caption, scene: Scene, kind: str, rng: random.Random)
 
     kinds: ``"swap"`` exchanges subject and object (same bag of words); ``"colors"`` exchanges their
     colours (same bag of words); ``"relation"`` uses the opposite relation; ``"attribute"`` changes
-    one attribute of one thing. The result is checked to be false for ``scene``.
+    one attribute of one thing. The result is checked to be false for ``scene``. An unknown kind raises
+    ``ValueError``.
     """
     c = caption
     if kind in ("swap", "colors", "relation") and c.relation is None:
@@ -185,9 +215,9 @@ def hard_negative(caption: Caption, scene: Scene, kind: str, rng: random.Random)
 
 
 def make_scenes(n: int, seed: int, min_objects: int = 1, max_objects: int = 3) -> tuple[list[Scene], list[Caption]]:
-    """``n`` seeded scenes, each with one true caption."""
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    """``n`` seeded scenes, each with one true caption; a negative ``n`` or object counts outside 1..3 raise
+    ``ValueError``."""
+    positive_int("n", n, minimum=0)
     if not 1 <= min_objects <= max_objects <= 3:
         raise ValueError(f"need 1 <= min_objects <= max_objects <= 3, got {min_objects}, {max_objects}")
     rng = random.Random(seed)
@@ -197,9 +227,8 @@ def make_scenes(n: int, seed: int, min_objects: int = 1, max_objects: int = 3) -
 
 
 def render(scene: Scene, size: int = 32) -> torch.Tensor:
-    """The scene as an RGB image ``(3, size, size)`` with values in [0, 1]."""
-    if size < 8:
-        raise ValueError(f"size must be >= 8 pixels, got {size}")
+    """The scene as an RGB image ``(3, size, size)`` with values in [0, 1]; ``size`` must be an int >= 8 pixels."""
+    positive_int("size", size, minimum=8)
     centres = torch.arange(size, dtype=torch.float32) + 0.5
     py, px = torch.meshgrid(centres, centres, indexing="ij")  # (S, S) pixel centres
     image = torch.full((3, size, size), BACKGROUND)
@@ -223,34 +252,7 @@ def render_batch(scenes: Sequence[Scene], size: int = 32) -> torch.Tensor:
     return torch.stack([render(scene, size) for scene in scenes])
 
 
-def encode_words(texts: Sequence[str], vocab: Sequence[str], max_len: int | None = None,
-                 what: str = "scene") -> tuple[torch.Tensor, torch.Tensor]:
-    """Texts to padded ids in a small fixed vocabulary (``vocab[0]`` pads): ``(N, T)`` ids and ``(N,)`` lengths.
-
-    Every text needs at least one word and only words of ``vocab`` (not the padding token);
-    ``max_len`` fixes ``T`` (default: the longest text). Used by the scenes and the digits.
-    """
-    if isinstance(texts, str):
-        raise TypeError("encode expects a list of texts, got a single string (wrap it in a list)")
-    word_to_id = {word: i for i, word in enumerate(vocab)}
-    rows = []
-    for text in texts:
-        words = text.lower().split()
-        unknown = [w for w in words if w not in word_to_id or w == vocab[0]]
-        if unknown or not words:
-            raise ValueError(f"every text needs words from the {what} vocabulary {tuple(vocab[1:])}; "
-                             f"got unknown words {unknown} in {text!r}")
-        rows.append([word_to_id[w] for w in words])
-    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
-    width = max_len if max_len is not None else int(lengths.max()) if rows else 0
-    if rows and int(lengths.max()) > width:
-        raise ValueError(f"a text has {int(lengths.max())} words, more than max_len={width}")
-    ids = torch.zeros(len(rows), width, dtype=torch.long)  # (N, T), 0 = padding
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return ids, lengths
-
-
 def encode(texts: Sequence[str], max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Caption texts to padded word ids ``(N, T)`` (id 0 pads the end) and their lengths ``(N,)``."""
+    """Caption texts to padded word ids ``(N, T)`` (id 0 pads the end) and their lengths ``(N,)``
+    (:func:`mmtutor.data.text.encode_words` with the scene vocabulary ``VOCAB``, which raises on unknown words)."""
     return encode_words(texts, VOCAB, max_len, "scene")

@@ -1,53 +1,33 @@
-"""Text for chapter 1: tokens, a vocabulary, real English from gensim and a generated corpus.
+"""Text: tokens, a vocabulary, real English from gensim (chapter 1), and the word ids of small fixed vocabularies.
 
 * ``tokenize``: lower-case words (letters and inner apostrophes), nothing else.
 * ``Vocabulary``: id <-> word maps with a minimum count and an unknown token at id 0.
 * ``load_lee_corpus``, ``load_word_pairs``: gensim's Lee background corpus (about 58,000 words of
   news) and the WordSim-353 / SimLex-999 human similarity judgements, read from the files gensim
   installs (``gensim.test.utils.datapath``); nothing is downloaded.
-* ``make_kinds_corpus``: seeded sentences whose words come in known kinds (colours, shapes,
-  animals, places, actions), so a learned embedding can be checked against a known answer.
+* ``encode_words``: texts to padded ids in a small fixed vocabulary (the scenes' and the digits' captions).
+
+The generated corpus of known word kinds lives in :mod:`mmtutor.data.kinds`.
 """
 
 from __future__ import annotations
 
-import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import torch
 
-from .scenes import COLORS, SHAPES, SIZES
+from .._checks import positive_int
 
 UNK = "<unk>"
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 
-# The generated corpus: every word of a kind can stand in every slot of that kind, so words of one kind
-# share their contexts exactly and only their kind decides where they occur.
-WORD_KINDS: dict[str, tuple[str, ...]] = {
-    "colour": tuple(COLORS),  # the five colours of the scenes
-    "shape": SHAPES,  # circle, square, triangle
-    "animal": ("cat", "dog", "horse", "cow", "sheep", "goat"),
-    "place": ("kitchen", "garden", "park", "forest", "beach", "field"),
-    "action": ("sleeps", "eats", "plays", "hides", "waits", "sits"),
-}
-_TEMPLATES: tuple[str, ...] = (
-    "a {size} {colour} {shape} is next to a {colour} {shape}",
-    "the {colour} {shape} is {size}",
-    "i drew a {colour} {shape} and a {size} {shape}",
-    "the {animal} {action} in the {place}",
-    "a {animal} {action} near the {place}",
-    "my {animal} {action} all day",
-    "we walked to the {place} with the {animal}",
-    "the {animal} {action} next to a {colour} {shape}",
-)
-
-
 def tokenize(text: str) -> list[str]:
     """Lower-case ``text`` and keep its words: runs of letters, with apostrophes inside (``don't``).
 
-    Digits and punctuation are dropped: ``tokenize("The cat's 2 hats!") == ["the", "cat's", "hats"]``.
+    Digits and punctuation are dropped: ``tokenize("The cat's 2 hats!") == ["the", "cat's", "hats"]``. Anything
+    but a ``str`` raises ``TypeError``.
     """
     if not isinstance(text, str):
         raise TypeError(f"tokenize expects a str, got {type(text).__name__}")
@@ -59,7 +39,8 @@ class Vocabulary:
 
     ``Vocabulary.build(sentences, min_count)`` keeps the words seen at least ``min_count`` times;
     every other word maps to ``<unk>``. ``counts[i]`` is how often word ``i`` occurs (for ``<unk>``: how
-    many tokens were dropped), the statistic skip-gram's noise and subsampling are built from.
+    many tokens were dropped), the statistic skip-gram's noise and subsampling are built from. Words that are
+    not distinct non-empty strings, or counts of the wrong length, raise ``TypeError`` / ``ValueError``.
     """
 
     def __init__(self, words: Sequence[str], counts: Sequence[int] | None = None, unk: str = UNK) -> None:
@@ -81,9 +62,10 @@ class Vocabulary:
 
     @classmethod
     def build(cls, sentences: Iterable[Sequence[str]], min_count: int = 1, unk: str = UNK) -> Vocabulary:
-        """Count the tokens of ``sentences`` (lists of words) and keep those seen ``>= min_count`` times."""
-        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-            raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
+        """Count the tokens of ``sentences`` (lists of words) and keep those seen ``>= min_count`` times; raw
+        strings instead of token lists raise ``TypeError``, a ``min_count`` that is not a positive int
+        ``ValueError``."""
+        positive_int("min_count", min_count)
         if isinstance(sentences, str):
             raise TypeError("sentences must be lists of tokens; call tokenize(text) first")
         counter: Counter[str] = Counter()
@@ -110,7 +92,8 @@ class Vocabulary:
         return self.stoi.get(word, 0)
 
     def encode(self, tokens: Sequence[str], drop_unknown: bool = False) -> torch.Tensor:
-        """Ids of ``tokens`` as a LongTensor ``(L,)``; unknown words become 0, or are left out."""
+        """Ids of ``tokens`` as a LongTensor ``(L,)``; unknown words become 0, or are left out. A raw string
+        raises ``TypeError``."""
         if isinstance(tokens, str):
             raise TypeError("encode expects a list of tokens; call tokenize(text) first")
         ids = [self.stoi.get(t, 0) for t in tokens]
@@ -119,7 +102,7 @@ class Vocabulary:
         return torch.tensor(ids, dtype=torch.long)
 
     def decode(self, ids: torch.Tensor | Sequence[int]) -> list[str]:
-        """Words of ``ids`` (a 1-D tensor or a list of ints)."""
+        """Words of ``ids`` (a 1-D tensor or a list of ints); an id outside ``[0, V)`` raises ``ValueError``."""
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
         bad = [i for i in ids if not 0 <= i < len(self)]
         if bad:
@@ -144,7 +127,8 @@ WORD_PAIR_FILES = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
 
 def load_word_pairs(name: str) -> list[tuple[str, str, float]]:
     """Human similarity judgements ``(word1, word2, score)``: ``"wordsim353"`` (353 pairs, relatedness,
-    0 to 10) or ``"simlex999"`` (999 pairs, strict similarity, 0 to 10). Words are lower-cased."""
+    0 to 10) or ``"simlex999"`` (999 pairs, strict similarity, 0 to 10). Words are lower-cased. Another name
+    raises ``ValueError``."""
     if name not in WORD_PAIR_FILES:
         raise ValueError(f"name must be one of {sorted(WORD_PAIR_FILES)}, got {name!r}")
     pairs = []
@@ -157,20 +141,30 @@ def load_word_pairs(name: str) -> list[tuple[str, str, float]]:
     return pairs
 
 
-def make_kinds_corpus(n_sentences: int = 2000, seed: int = 0) -> tuple[list[list[str]], dict[str, str]]:
-    """Seeded sentences about coloured shapes, animals, places and what animals do.
+def encode_words(texts: Sequence[str], vocab: Sequence[str], max_len: int | None = None,
+                 what: str = "the") -> tuple[torch.Tensor, torch.Tensor]:
+    """Texts to padded ids in a small fixed vocabulary (``vocab[0]`` pads): ``(N, T)`` ids and ``(N,)`` lengths.
 
-    Returns ``(sentences, kind_of)``: the tokenised sentences and, for every word of a kind,
-    its kind (``kind_of["cat"] == "animal"``). Function words ("the", "a", "in") have no kind.
+    Every text needs at least one word and only words of ``vocab`` (not the padding token), else ``ValueError``
+    naming the unknown words (``what`` names the vocabulary in that message); ``max_len`` fixes ``T`` (default:
+    the longest text). A single string instead of a list raises ``TypeError``.
     """
-    if isinstance(n_sentences, bool) or not isinstance(n_sentences, int) or n_sentences < 1:
-        raise ValueError(f"n_sentences must be an int >= 1, got {n_sentences!r}")
-    rng = random.Random(seed)
-    slots = {**WORD_KINDS, "size": tuple(SIZES)}
-    sentences = []
-    for _ in range(n_sentences):
-        template = rng.choice(_TEMPLATES)
-        words = [rng.choice(slots[w[1:-1]]) if w.startswith("{") else w for w in template.split()]
-        sentences.append(words)
-    kind_of = {word: kind for kind, words in WORD_KINDS.items() for word in words}
-    return sentences, kind_of
+    if isinstance(texts, str):
+        raise TypeError("encode expects a list of texts, got a single string (wrap it in a list)")
+    word_to_id = {word: i for i, word in enumerate(vocab)}
+    rows = []
+    for text in texts:
+        words = text.lower().split()
+        unknown = [w for w in words if w not in word_to_id or w == vocab[0]]
+        if unknown or not words:
+            raise ValueError(f"every text needs words from the {what} vocabulary {tuple(vocab[1:])}; "
+                             f"got unknown words {unknown} in {text!r}")
+        rows.append([word_to_id[w] for w in words])
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    width = max_len if max_len is not None else int(lengths.max()) if rows else 0
+    if rows and int(lengths.max()) > width:
+        raise ValueError(f"a text has {int(lengths.max())} words, more than max_len={width}")
+    ids = torch.zeros(len(rows), width, dtype=torch.long)  # (N, T), 0 = padding
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return ids, lengths
