@@ -1,4 +1,4 @@
-"""Chapter 5: modality mapping $\\vec v = M(\\vec x)$ and contrastive alignment (CLIP).
+r"""Chapter 5: modality mapping $\vec v = M(\vec x)$ and contrastive alignment (CLIP).
 
 Each modality gets its own encoder (:mod:`mmtutor.encoders`); training pulls the unit vectors of
 matching pairs together and pushes the others apart, so that chapter 4's cosine search finds images
@@ -24,33 +24,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import float_tensor, instance, int_tensor, number, positive_int
 from .similarity import topk_search
 
 
 def multimodal_mapping(x: Any, model: Callable[[Any], torch.Tensor]) -> torch.Tensor:
-    """$\\vec v = M(\\vec x)$: map data of one modality into the shared space with its ``model``.
+    r"""$\vec v = M(\vec x)$: map data of one modality into the shared space with its ``model``.
 
     As in the seed this is ``model(x)``: the point is that images, texts and sounds each have their
-    own ``M`` and all land in the same space. ``x`` must be a tensor and ``model`` callable; the
-    result must be a float tensor ``(N, d)`` with one row per input.
+    own ``M`` and all land in the same space. ``x`` must be a tensor with a leading batch dimension and
+    ``model`` callable (else ``TypeError`` / ``ValueError``); the result must be a float tensor ``(N, d)`` with
+    one row per input (else ``TypeError`` / ``ValueError``).
     """
     if not callable(model):
         raise TypeError(f"model must be callable (an nn.Module, a function), got {type(model).__name__}")
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor (a batch of inputs), got {type(x).__name__}")
-    if x.ndim == 0:
+    if instance("x", x, torch.Tensor, "a torch.Tensor (a batch of inputs)").ndim == 0:
         raise ValueError("x must be a batch with a leading dimension N, got a 0-d tensor")
-    v = model(x)
-    if not isinstance(v, torch.Tensor) or not v.is_floating_point() or v.ndim != 2 or v.shape[0] != x.shape[0]:
-        got = f"{tuple(v.shape)} {v.dtype}" if isinstance(v, torch.Tensor) else type(v).__name__
-        raise ValueError(f"model(x) must return float embeddings ({x.shape[0]}, d), got {got}")
-    return v
+    return float_tensor("model(x)", model(x), "(N, d)", N=x.shape[0])
 
 
 def _check_embeddings(name: str, x: object) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor (N, d), got {getattr(x, 'dtype', type(x).__name__)}")
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+    if not float_tensor(name, x, "(N, d)").numel():
         raise ValueError(f"{name} must have shape (N, d) with N, d >= 1, got {tuple(x.shape)}")
     return x
 
@@ -77,15 +71,17 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]) -> Non
 
 
 def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
-    """The symmetric contrastive loss of CLIP; pair ``i`` is (image ``i``, text ``i``).
+    r"""The symmetric contrastive loss of CLIP; pair ``i`` is (image ``i``, text ``i``).
 
-    $$\\hat u_i = \\frac{u_i}{\\lVert u_i\\rVert},\\quad \\hat t_j = \\frac{t_j}{\\lVert t_j\\rVert},\\quad
-      L_{ij} = s\\, \\hat u_i \\cdot \\hat t_j,\\qquad
-      \\mathcal L = \\frac{1}{2}\\Big[\\mathrm{CE}(L, \\mathrm{diag}) + \\mathrm{CE}(L^\\top, \\mathrm{diag})\\Big]$$
+    $$\hat u_i = \frac{u_i}{\lVert u_i\rVert},\quad \hat t_j = \frac{t_j}{\lVert t_j\rVert},\quad
+      L_{ij} = s\, \hat u_i \cdot \hat t_j,\qquad
+      \mathcal L = \frac{1}{2}\Big[\mathrm{CE}(L, \mathrm{diag}) + \mathrm{CE}(L^\top, \mathrm{diag})\Big]$$
 
     Each row of ``L`` is a classification "which text is mine?" among the ``N`` texts, each column
     "which image is mine?". ``logit_scale`` is ``s = 1 / temperature`` (the multiplier, not its log).
-    Random embeddings give about ``log N``; with all logits equal it is exactly ``log N``.
+    Random embeddings give about ``log N``; with all logits equal it is exactly ``log N``. ``image_emb (N, d)``,
+    ``text_emb (N, d)``: float; a different ``N`` or ``d``, or a ``logit_scale`` that is not a positive finite
+    scalar, raise ``TypeError`` / ``ValueError``.
     """
     _check_pair(image_emb, text_emb, ("image_emb", "text_emb"))
     if image_emb.shape[0] != text_emb.shape[0]:
@@ -101,16 +97,17 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torc
 
 def clip_loss_with_negatives(image_emb: torch.Tensor, text_emb: torch.Tensor, negative_text_emb: torch.Tensor,
                              logit_scale: torch.Tensor | float) -> torch.Tensor:
-    """CLIP's loss with one hard negative caption per image added to the image-to-text side (NegCLIP).
+    r"""CLIP's loss with one hard negative caption per image added to the image-to-text side (NegCLIP).
 
-    $$L = s\\, \\hat U\\, [\\hat T;\\ \\hat T^-]^\\top \\in \\mathbb R^{N \\times 2N},$$
+    $$L = s\, \hat U\, [\hat T;\ \hat T^-]^\top \in \mathbb R^{N \times 2N},$$
 
-    $$\\mathcal L = \\frac{1}{2}\\Big[\\mathrm{CE}(L, \\mathrm{diag})
-      + \\mathrm{CE}(L_{:, :N}^\\top, \\mathrm{diag})\\Big]$$
+    $$\mathcal L = \frac{1}{2}\Big[\mathrm{CE}(L, \mathrm{diag})
+      + \mathrm{CE}(L_{:, :N}^\top, \mathrm{diag})\Big]$$
 
     Each image must now also prefer its caption to a near-copy that is false for it ("a blue
     circle left of a red square" for a red circle left of a blue square); the negatives have no
     image of their own, so they do not appear on the text-to-image side (Yuksekgonul et al., 2023).
+    Raises as :func:`clip_loss`, also when the number of negatives is not ``N``.
     """
     _check_pair(image_emb, text_emb, ("image_emb", "text_emb"))
     _check_pair(image_emb, negative_text_emb, ("image_emb", "negative_text_emb"))
@@ -127,20 +124,19 @@ def clip_loss_with_negatives(image_emb: torch.Tensor, text_emb: torch.Tensor, ne
 
 
 class LogitScale(nn.Module):
-    """The learnable multiplier ``s = 1 / temperature``, stored as ``log s`` and clamped as in CLIP.
+    r"""The learnable multiplier ``s = 1 / temperature``, stored as ``log s`` and clamped as in CLIP.
 
-    $$s = \\exp\\big(\\mathrm{clamp}(\\theta,\\ 0,\\ \\log s_{\\max})\\big),\\qquad \\theta_0 = \\log(1 / 0.07)$$
+    $$s = \exp\big(\mathrm{clamp}(\theta,\ 0,\ \log s_{\max})\big),\qquad \theta_0 = \log(1 / 0.07)$$
 
     Learning ``log s`` keeps ``s`` positive and makes its steps relative. CLIP clamps the parameter
     after each step so that ``s <= 100``; clamping in ``forward`` gives the same scale and needs no
-    change to the training loop. ``forward() -> s`` (a 0-d tensor).
+    change to the training loop. ``forward() -> s`` (a 0-d tensor). A ``max_scale`` below 1, or an
+    ``init_temperature`` outside ``[1 / max_scale, 1]``, raises ``ValueError``.
     """
 
     def __init__(self, init_temperature: float = 0.07, max_scale: float = 100.0) -> None:
         super().__init__()
-        if not 1.0 / max_scale <= init_temperature <= 1.0:
-            raise ValueError(f"init_temperature must lie in [1/max_scale, 1] = [{1 / max_scale:.3g}, 1], "
-                             f"got {init_temperature}")
+        number("init_temperature", init_temperature, 1.0 / number("max_scale", max_scale, 1.0), 1.0)
         self.max_log = math.log(max_scale)
         self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
 
@@ -149,20 +145,19 @@ class LogitScale(nn.Module):
 
 
 class ContrastiveModel(nn.Module):
-    """Two towers and a temperature: ``x_encoder`` for images or sounds, ``text_encoder`` for words.
+    r"""Two towers and a temperature: ``x_encoder`` for images or sounds, ``text_encoder`` for words.
 
     ``forward(x, ids) -> (v_x (N, d), v_t (N, d), s)`` with unit-length rows. With
     ``train_text=False`` the text tower is frozen (its parameters stop needing gradients), which is
-    how a new modality is bound to an existing text space (LiT, ImageBind).
+    how a new modality is bound to an existing text space (LiT, ImageBind). A tower that is not an
+    ``nn.Module`` raises ``TypeError``.
     """
 
     def __init__(self, x_encoder: nn.Module, text_encoder: nn.Module, init_temperature: float = 0.07,
                  max_scale: float = 100.0, train_text: bool = True) -> None:
         super().__init__()
-        for name, m in (("x_encoder", x_encoder), ("text_encoder", text_encoder)):
-            if not isinstance(m, nn.Module):
-                raise TypeError(f"{name} must be an nn.Module, got {type(m).__name__}")
-        self.x_encoder, self.text_encoder = x_encoder, text_encoder
+        self.x_encoder = instance("x_encoder", x_encoder, nn.Module, "an nn.Module")
+        self.text_encoder = instance("text_encoder", text_encoder, nn.Module, "an nn.Module")
         self.logit_scale = LogitScale(init_temperature, max_scale)
         if not train_text:
             text_encoder.requires_grad_(False)
@@ -185,25 +180,21 @@ def _check_targets(targets: torch.Tensor | None, q: int, g: int, device: torch.d
         if q > g:
             raise ValueError(f"without targets query i matches gallery item i, so need Q <= G, got Q={q}, G={g}")
         return torch.arange(q, device=device)
-    if not isinstance(targets, torch.Tensor) or targets.dtype != torch.long or tuple(targets.shape) != (q,):
-        raise ValueError(f"targets must be a long tensor ({q},) of gallery indices, got "
-                         f"{getattr(targets, 'dtype', type(targets).__name__)} {tuple(getattr(targets, 'shape', ()))}")
-    if q and not (0 <= int(targets.min()) and int(targets.max()) < g):
-        raise ValueError(f"targets must lie in [0, {g}), got values in [{int(targets.min())}, {int(targets.max())}]")
-    return targets.to(device)
+    return int_tensor("targets", targets, "(Q,)", Q=q, low=0, high=g - 1).to(device)
 
 
 def recall_at_k(similarity: torch.Tensor, k: int, targets: torch.Tensor | None = None) -> float:
-    """Fraction of queries (rows) whose target (``targets[i]``, default ``i``) is among their top ``k``.
+    r"""Fraction of queries (rows) whose target (``targets[i]``, default ``i``) is among their top ``k``.
 
-    $$\\mathrm{R@}k = \\frac{1}{Q}\\sum_i \\big[\\#\\{j : S_{ij} > S_{i,t_i}\\} < k\\big]$$
+    $$\mathrm{R@}k = \frac{1}{Q}\sum_i \big[\#\{j : S_{ij} > S_{i,t_i}\} < k\big]$$
 
-    Ties are broken by the smaller index, as in :func:`mmtutor.similarity.topk_search`.
+    Ties are broken by the smaller index, as in :func:`mmtutor.similarity.topk_search`. ``similarity (Q, G)``
+    float; ``k`` outside ``[1, G]`` or targets outside ``[0, G)`` raise ``TypeError`` / ``ValueError``.
     """
     _check_embeddings("similarity", similarity)
     q, g = similarity.shape
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= g:
-        raise ValueError(f"k must be an int in [1, G={g}], got {k!r}")
+    if positive_int("k", k) > g:
+        raise ValueError(f"k must be <= G={g} (the gallery size), got {k}")
     t = _check_targets(targets, q, g, similarity.device)
     s_t = similarity.gather(1, t[:, None])  # (Q, 1) score of each target
     before = (similarity > s_t) | ((similarity == s_t) & (torch.arange(g, device=t.device) < t[:, None]))
@@ -211,9 +202,9 @@ def recall_at_k(similarity: torch.Tensor, k: int, targets: torch.Tensor | None =
 
 
 def target_ranks(indices: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """1-based rank of each target in a full ranking ``indices (Q, G)`` (e.g. from ``topk_search``)."""
-    if not isinstance(indices, torch.Tensor) or indices.ndim != 2 or indices.dtype != torch.long:
-        raise ValueError(f"indices must be a long tensor (Q, G), got {getattr(indices, 'shape', type(indices))}")
+    """1-based rank of each target in a full ranking ``indices (Q, G)`` (e.g. from ``topk_search``); a
+    target missing from its row raises ``ValueError``."""
+    int_tensor("indices", indices, "(Q, G)")
     t = _check_targets(targets, indices.shape[0], indices.shape[1], indices.device)
     hit = indices == t[:, None]  # (Q, G), one True per row
     if not bool(hit.any(dim=1).all()):
@@ -225,7 +216,7 @@ def evaluate_retrieval(queries: torch.Tensor, gallery: torch.Tensor, targets: to
                        ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
     """Rank the whole gallery for every query with chapter 4's exact cosine search; report recall@k
     for each ``k`` in ``ks`` and the median rank (1 = always first). Query ``i`` matches gallery item
-    ``targets[i]`` (default ``i``)."""
+    ``targets[i]`` (default ``i``). Embeddings or targets that do not fit raise ``TypeError`` / ``ValueError``."""
     _check_pair(queries, gallery, ("queries", "gallery"))
     _, indices = topk_search(queries, gallery, gallery.shape[0])  # (Q, G): a full ranking
     ranks = target_ranks(indices, _check_targets(targets, queries.shape[0], gallery.shape[0], indices.device))
@@ -238,37 +229,39 @@ def label_recall_at_k(queries: torch.Tensor, gallery: torch.Tensor, query_labels
                       gallery_labels: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
     """Recall when any gallery item of the query's class counts: the fraction of queries with at least one
     item of their label among the top ``k`` (chapter 4's search). Chance for ``k = 1`` is the share of
-    the gallery with the query's label."""
+    the gallery with the query's label. Embeddings or labels that do not fit raise ``TypeError`` / ``ValueError``."""
     _check_pair(queries, gallery, ("queries", "gallery"))
-    if query_labels.shape != (queries.shape[0],) or gallery_labels.shape != (gallery.shape[0],):
-        raise ValueError(f"need one label per query and per gallery item, got {tuple(query_labels.shape)} for "
-                         f"{queries.shape[0]} queries and {tuple(gallery_labels.shape)} for {gallery.shape[0]} items")
+    int_tensor("query_labels", query_labels, "(Q,)", Q=queries.shape[0])
+    int_tensor("gallery_labels", gallery_labels, "(G,)", G=gallery.shape[0])
     _, indices = topk_search(queries, gallery, max(ks))  # (Q, k)
     same = gallery_labels.to(indices.device)[indices] == query_labels.to(indices.device)[:, None]  # (Q, k)
     return {f"R@{k}": same[:, :k].any(dim=1).float().mean().item() for k in ks}
 
 
 def ensemble_prompts(prompt_emb: torch.Tensor) -> torch.Tensor:
-    """One embedding per class from several prompts: ``(C, P, d) -> (C, d)``.
+    r"""One embedding per class from several prompts: ``(C, P, d) -> (C, d)``.
 
-    $$\\vec c_k = \\mathrm{normalise}\\Big(\\frac{1}{P} \\sum_p
-      \\frac{\\vec t_{kp}}{\\lVert \\vec t_{kp} \\rVert}\\Big)$$
+    $$\vec c_k = \mathrm{normalise}\Big(\frac{1}{P} \sum_p
+      \frac{\vec t_{kp}}{\lVert \vec t_{kp} \rVert}\Big)$$
+
+    Anything but a float ``(C, P, d)`` tensor raises ``TypeError`` / ``ValueError``.
     """
-    if not isinstance(prompt_emb, torch.Tensor) or not prompt_emb.is_floating_point() or prompt_emb.ndim != 3:
-        raise ValueError(f"prompt_emb must be a float tensor (C classes, P prompts, d), got "
-                         f"{getattr(prompt_emb, 'shape', type(prompt_emb).__name__)}")
+    float_tensor("prompt_emb", prompt_emb, "(C, P, d)")
     return F.normalize(F.normalize(prompt_emb, dim=-1).mean(dim=1), dim=-1)
 
 
 def zero_shot_classify(x_emb: torch.Tensor, class_emb: torch.Tensor) -> torch.Tensor:
-    """Each input's class: the class whose text embedding is the most cosine-similar. ``(N,)`` long."""
+    r"""Each input's class: the class whose text embedding is the most cosine-similar,
+    $\hat y_i = \arg\max_k \cos(\vec x_i, \vec c_k)$. ``x_emb (N, d)``, ``class_emb (C, d)`` -> ``(N,)`` long;
+    embeddings that do not fit raise ``TypeError`` / ``ValueError``."""
     _check_pair(x_emb, class_emb, ("x_emb", "class_emb"))
     return (F.normalize(x_emb, dim=-1) @ F.normalize(class_emb, dim=-1).T).argmax(dim=1)
 
 
 def hard_negative_accuracy(x_emb: torch.Tensor, positive_emb: torch.Tensor, negative_emb: torch.Tensor) -> float:
     """How often an image is closer (cosine) to its true caption than to its hard negative; ties count
-    half, so an encoder that cannot tell the two captions apart scores exactly 0.5."""
+    half, so an encoder that cannot tell the two captions apart scores exactly 0.5. Three ``(N, d)`` float
+    tensors, else ``TypeError`` / ``ValueError``."""
     _check_pair(x_emb, positive_emb, ("x_emb", "positive_emb"))
     _check_pair(x_emb, negative_emb, ("x_emb", "negative_emb"))
     if not x_emb.shape[0] == positive_emb.shape[0] == negative_emb.shape[0]:
@@ -280,9 +273,11 @@ def hard_negative_accuracy(x_emb: torch.Tensor, positive_emb: torch.Tensor, nega
 
 
 def modality_gap(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Distance between the centroids of two modalities on the unit sphere (Liang et al., 2022).
+    r"""Distance between the centroids of two modalities on the unit sphere (Liang et al., 2022).
 
-    $$\\Delta = \\Big\\lVert \\frac{1}{N}\\sum_i \\hat a_i - \\frac{1}{M}\\sum_j \\hat b_j \\Big\\rVert_2$$
+    $$\Delta = \Big\lVert \frac{1}{N}\sum_i \hat a_i - \frac{1}{M}\sum_j \hat b_j \Big\rVert_2$$
+
+    ``a (N, d)``, ``b (M, d)`` float, else ``TypeError`` / ``ValueError``.
     """
     _check_pair(a, b, ("a", "b"))
     return (F.normalize(a, dim=-1).mean(dim=0) - F.normalize(b, dim=-1).mean(dim=0)).norm().item()

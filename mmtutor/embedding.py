@@ -24,29 +24,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import float_tensor, id_tensor, number, one_of, positive_int, shapes
 
-def _check_ids(ids: torch.Tensor, vocab_size: int, name: str = "ids") -> None:
-    if not isinstance(ids, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of integer ids, got {type(ids).__name__}")
-    if ids.dtype == torch.bool or ids.is_floating_point() or ids.is_complex():
-        raise ValueError(f"{name} must have an integer dtype (torch.long), got {ids.dtype}; "
-                         f"ids index the rows of a vocabulary of size {vocab_size}")
-    if ids.numel():
-        low, high = ids.min().item(), ids.max().item()
-        if low < 0 or high >= vocab_size:
-            bad = low if low < 0 else high
-            raise ValueError(f"{name} must lie in [0, {vocab_size}) for a vocabulary of size {vocab_size}, "
-                             f"got {bad}")
+
+def _counts(counts: torch.Tensor) -> torch.Tensor:
+    """Word counts ``(V,)``: non-negative, with a positive total."""
+    if not isinstance(counts, torch.Tensor) or counts.ndim != 1 or not len(counts):
+        raise ValueError(f"counts must be a non-empty 1-D tensor, got {getattr(counts, 'shape', counts)!r}")
+    if (counts < 0).any() or not counts.sum() > 0:
+        raise ValueError(f"counts must be >= 0 with a positive total, got min {counts.min().item()}, "
+                         f"total {counts.sum().item()}")
+    return counts
 
 
 def one_hot_lookup(ids: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
     r"""$E(w) = \mathrm{onehot}(w)^\top E$: ids ``(...)`` and ``E (V, D)`` give ``(..., D)``.
 
-    The definition, at ``O(V D)`` per word; ``E[ids]`` gives the same rows at ``O(D)``.
+    The definition, at ``O(V D)`` per word; ``E[ids]`` gives the same rows at ``O(D)``. A table that is not a
+    float ``(V, D)`` tensor, or ids as in :class:`Embedding`, raise ``TypeError`` / ``ValueError``.
     """
-    if not isinstance(E, torch.Tensor) or E.ndim != 2:
-        raise ValueError(f"E must be a 2-D tensor (V, D), got {getattr(E, 'shape', type(E).__name__)}")
-    _check_ids(ids, E.shape[0])
+    id_tensor("ids", ids, len(float_tensor("E", E, "(V, D)")))
     x = F.one_hot(ids, num_classes=E.shape[0]).to(E.dtype)  # (..., V)
     return x @ E  # (..., D)
 
@@ -56,29 +53,29 @@ class Embedding(nn.Module):
 
     ``forward(ids)`` maps a LongTensor of any shape ``(...)`` to ``(..., embed_size)``, the rows
     ``weight[ids]``, which equals ``one_hot(ids) @ weight``. Ids outside ``[0, vocab_size)`` or of a
-    non-integer dtype raise ``ValueError`` naming the value and the vocabulary size.
+    non-integer dtype raise ``ValueError`` naming the value and the vocabulary size (a non-integer dtype raises
+    :class:`~mmtutor._checks.DtypeError`, which is also a ``TypeError``); sizes that are not positive ints
+    raise ``ValueError``.
     """
 
     def __init__(self, vocab_size: int, embed_size: int, _weight: torch.Tensor | None = None) -> None:
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("embed_size", embed_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        self.vocab_size, self.embed_size = vocab_size, embed_size
+        self.vocab_size = positive_int("vocab_size", vocab_size)
+        self.embed_size = positive_int("embed_size", embed_size)
         # N(0, 1), as nn.Embedding; `_weight` (as in nn.Embedding) skips that draw: from_pretrained uses it
         self.weight = nn.Parameter(torch.randn(vocab_size, embed_size) if _weight is None else _weight)
 
     @classmethod
     def from_pretrained(cls, table: torch.Tensor, freeze: bool = True) -> Embedding:
-        """An ``Embedding`` holding a copy of ``table (V, D)`` (frozen unless ``freeze=False``)."""
-        if not isinstance(table, torch.Tensor) or table.ndim != 2 or not table.is_floating_point():
-            raise ValueError(f"table must be a 2-D float tensor (V, D), got {getattr(table, 'shape', table)!r}")
+        """An ``Embedding`` holding a copy of ``table (V, D)`` (frozen unless ``freeze=False``); anything but a
+        float ``(V, D)`` tensor raises ``TypeError`` / ``ValueError``."""
+        float_tensor("table", table, "(V, D)")
         module = cls(*table.shape, _weight=table.detach().clone())  # a copy: no random table drawn first
         module.weight.requires_grad_(not freeze)
         return module
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        _check_ids(ids, self.vocab_size)
+        id_tensor("ids", ids, self.vocab_size)
         return F.embedding(ids, self.weight)  # (..., D): a row lookup, gradients go to the rows used
 
     def extra_repr(self) -> str:
@@ -91,10 +88,10 @@ def context_pairs(sentences: Sequence[torch.Tensor], window: int,
 
     With a ``generator``, each centre word draws its own window ``b ~ U{1..window}`` first, as word2vec
     does (near words count more: a word at distance ``d`` is kept with probability ``(window - d + 1) / window``).
-    Pairs never cross sentence boundaries. Returns two LongTensors ``(P,)``.
+    Pairs never cross sentence boundaries. Returns two LongTensors ``(P,)``. A ``window`` that is not a
+    positive int, or a sentence that is not a 1-D tensor of integer ids, raises ``ValueError``.
     """
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be an int >= 1, got {window!r}")
+    positive_int("window", window)
     if isinstance(sentences, torch.Tensor) and sentences.ndim == 1:
         sentences = [sentences]
     sentences = [s for s in sentences if len(s)]
@@ -126,14 +123,10 @@ def noise_distribution(counts: torch.Tensor, power: float = 0.75) -> torch.Tenso
 
     The power flattens the unigram distribution: rare words are drawn as negatives more often
     than their frequency alone would say. Words with count 0 are never drawn (for any ``power >= 0``).
+    ``counts (V,)`` must be >= 0 with a positive total and ``power`` a number >= 0, else ``ValueError``.
     """
-    if not isinstance(counts, torch.Tensor) or counts.ndim != 1 or not len(counts):
-        raise ValueError(f"counts must be a non-empty 1-D tensor, got {getattr(counts, 'shape', counts)!r}")
-    if (counts < 0).any() or counts.sum() <= 0:
-        raise ValueError(f"counts must be >= 0 with a positive total, got min {counts.min().item()}, "
-                         f"total {counts.sum().item()}")
-    if not power >= 0:
-        raise ValueError(f"power must be >= 0, got {power}")
+    _counts(counts)
+    number("power", power, 0.0)
     p = torch.where(counts > 0, counts.double() ** power, 0.0)  # (V,); 0 ** 0 would be 1
     return (p / p.sum()).float()  # (V,)
 
@@ -142,12 +135,12 @@ def unigram_table(probs: torch.Tensor, size: int = 1_000_000) -> torch.Tensor:
     """word2vec's sampler: a table of ``size`` ids where id ``w`` fills about ``size * probs[w]`` cells.
 
     Drawing negatives is then ``table[randint(size)]``, much cheaper than ``torch.multinomial``.
+    ``probs (V,)`` that are negative or sum to 0, or a ``size`` that is not a positive int, raise ``ValueError``.
     """
     if not isinstance(probs, torch.Tensor) or probs.ndim != 1 or (probs < 0).any() or not probs.sum() > 0:
         raise ValueError("probs must be a 1-D tensor of non-negative probabilities with a positive sum, got "
                          f"{probs if not isinstance(probs, torch.Tensor) or probs.numel() <= 5 else probs.shape}")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be an int >= 1, got {size!r}")
+    positive_int("size", size)
     cells = torch.diff((probs.double().cumsum(0) / probs.double().sum() * size).round().long(),
                        prepend=torch.zeros(1, dtype=torch.long))  # (V,) cells per id, summing to size
     return torch.repeat_interleave(torch.arange(len(probs)), cells)  # (size,)
@@ -162,16 +155,14 @@ def keep_probability(counts: torch.Tensor, t: float = 1e-3) -> torch.Tensor:
     with $f(w) = \mathrm{count}(w) / \sum_{w'} \mathrm{count}(w')$, the word's share of the corpus.
     (Mikolov et al. 2013 write the discard probability as $1 - \sqrt{t/f(w)}$; the code adds $t/f(w)$,
     which keeps a little more.) A word loses occurrences once $f(w) > \frac{3 + \sqrt 5}{2}\, t \approx 2.6\, t$;
-    "the" loses most of its occurrences, which say little. ``t = 0`` keeps everything.
+    "the" loses most of its occurrences, which say little. ``t = 0`` keeps everything. ``counts (V,)`` must be
+    >= 0 with a positive total (unless ``t = 0``) and ``t`` a number >= 0, else ``ValueError``.
     """
     if not isinstance(counts, torch.Tensor) or counts.ndim != 1:
         raise ValueError(f"counts must be a 1-D tensor, got {getattr(counts, 'shape', counts)!r}")
-    if not t >= 0:
-        raise ValueError(f"t must be >= 0, got {t}")
-    if t == 0:
+    if number("t", t, 0.0) == 0:
         return torch.ones(len(counts))
-    if (counts < 0).any() or not counts.sum() > 0:
-        raise ValueError(f"counts must be >= 0 with a positive total, got {counts.tolist()[:5]}...")
+    _counts(counts)
     f = counts.double() / counts.sum()
     keep = ((f / t).sqrt() + 1) * t / f  # inf where f == 0, clipped below
     return keep.clamp(max=1.0).float()  # (V,)
@@ -182,13 +173,12 @@ def subsample(sentences: Sequence[torch.Tensor], keep: torch.Tensor,
     """Drop each token ``w`` independently with probability ``1 - keep[w]`` (``keep (V,)``, from ``keep_probability``).
 
     The uniform numbers are drawn on the CPU from ``generator``: the same tokens are kept on every device.
+    ``keep`` that is not a float ``(V,)`` tensor, or a sentence that is not 1-D ids in ``[0, V)``, raises
+    ``TypeError`` / ``ValueError``.
     """
-    if not isinstance(keep, torch.Tensor) or keep.ndim != 1 or not keep.is_floating_point():
-        raise ValueError(f"keep must be a 1-D float tensor (V,), got {getattr(keep, 'shape', type(keep).__name__)}")
+    float_tensor("keep", keep, "(V,)")
     for s in sentences:
-        _check_ids(s, len(keep), "each sentence")
-        if s.ndim != 1:
-            raise ValueError(f"each sentence must be a 1-D tensor of ids, got shape {tuple(s.shape)}")
+        id_tensor("each sentence", s, len(keep), "(L,)")
     kept = []
     for s in sentences:
         u = torch.rand(len(s), generator=generator)  # (L,) on the CPU
@@ -202,15 +192,11 @@ def sgns_loss(v: torch.Tensor, u_pos: torch.Tensor, u_neg: torch.Tensor, reducti
     $$\ell = -\log\sigma(\vec u_o\cdot\vec v_c) - \sum_{k=1}^{K}\log\sigma(-\vec u_k\cdot\vec v_c)$$
 
     ``v (B, D)`` centre vectors, ``u_pos (B, D)`` their context vectors, ``u_neg (B, K, D)`` noise
-    vectors. ``reduction``: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for ``(B,)``.
+    vectors. ``reduction``: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for ``(B,)``. Shapes that do
+    not fit together and an unknown reduction raise ``TypeError`` / ``ValueError``.
     """
-    if not all(isinstance(x, torch.Tensor) for x in (v, u_pos, u_neg)):
-        raise TypeError("v, u_pos and u_neg must be tensors")
-    if v.ndim != 2 or u_pos.shape != v.shape or u_neg.ndim != 3 or u_neg.shape[::2] != v.shape:
-        raise ValueError(f"expected v (B, D), u_pos (B, D), u_neg (B, K, D); got {tuple(v.shape)}, "
-                         f"{tuple(u_pos.shape)}, {tuple(u_neg.shape)}")
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    shapes("v (B, D), u_pos (B, D), u_neg (B, K, D)", v, u_pos, u_neg)
+    one_of("reduction", reduction, ("mean", "sum", "none"))
     pos = (u_pos * v).sum(-1)  # (B,) score of the true context
     neg = (u_neg * v.unsqueeze(1)).sum(-1)  # (B, K) scores of the noise words
     loss = -F.logsigmoid(pos) - F.logsigmoid(-neg).sum(-1)  # (B,)
@@ -218,10 +204,11 @@ def sgns_loss(v: torch.Tensor, u_pos: torch.Tensor, u_neg: torch.Tensor, reducti
 
 
 class SkipGram(nn.Module):
-    """Two tables: ``E`` (centre words, the embedding we keep) and ``U`` (context words).
+    r"""Two tables: ``E`` (centre words, the embedding we keep) and ``U`` (context words).
 
     Initialised as word2vec does: ``E`` uniform in ``[-0.5/D, 0.5/D]``, ``U`` zero. ``forward(c, o, neg)``
-    with centres ``c (B,)``, contexts ``o (B,)`` and negatives ``neg (B, K)`` returns the mean ``sgns_loss``.
+    with centres ``c (B,)``, contexts ``o (B,)`` and negatives ``neg (B, K)`` returns the mean ``sgns_loss``;
+    ids of the wrong shapes raise ``TypeError`` / ``ValueError``, ids out of range as in :class:`Embedding`.
     """
 
     def __init__(self, vocab_size: int, embed_size: int, generator: torch.Generator | None = None) -> None:
@@ -233,11 +220,7 @@ class SkipGram(nn.Module):
             self.U.weight.zero_()
 
     def forward(self, c: torch.Tensor, o: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        if not all(isinstance(x, torch.Tensor) for x in (c, o, neg)):
-            raise TypeError(f"c, o and neg must be tensors of ids, got {[type(x).__name__ for x in (c, o, neg)]}")
-        if c.ndim != 1 or o.shape != c.shape or neg.ndim != 2 or neg.shape[0] != c.shape[0]:
-            raise ValueError(f"expected c (B,), o (B,), neg (B, K); got {tuple(c.shape)}, {tuple(o.shape)}, "
-                             f"{tuple(neg.shape)}")
+        shapes("c (B,), o (B,), neg (B, K)", c, o, neg)
         return sgns_loss(self.E(c), self.U(o), self.U(neg))  # (B, D), (B, D), (B, K, D) looked up
 
     @property

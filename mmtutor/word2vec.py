@@ -16,12 +16,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ._checks import float_tensor, id_tensor, positive_int, shapes
 from .embedding import SkipGram, context_pairs, keep_probability, noise_distribution, subsample, unigram_table
 from .train import History, train
 
 
-@dataclass
+@dataclass(frozen=True)
 class SGNSConfig:
+    """Skip-gram's settings (the defaults are gensim's and word2vec's, but for ``epochs`` and ``lr``)."""
+
     embed_size: int = 50  # D, the length of a word vector
     window: int = 5  # context words on each side (each centre draws its own window in 1..window)
     negatives: int = 5  # K noise words per positive pair
@@ -40,16 +43,12 @@ def sgns_batches(sentences: Sequence[torch.Tensor], vocab_size: int,
     Each epoch subsamples the corpus afresh, draws new windows, shuffles the pairs and draws new
     negatives, all from a generator seeded by ``(config.seed, epoch)``: repeatable, and on the CPU,
     so every device sees the same batches. Noise and subsampling use the counts of the ids in
-    ``sentences`` (an id that never occurs, such as a dropped ``<unk>``, is never drawn).
+    ``sentences`` (an id that never occurs, such as a dropped ``<unk>``, is never drawn). Sentences that are not
+    1-D ids in ``[0, vocab_size)``, or hold no word at all, raise ``TypeError`` / ``ValueError``.
     """
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be an int >= 1, got {vocab_size!r}")
-    V = vocab_size
+    V = positive_int("vocab_size", vocab_size)
     for s in sentences:
-        if not isinstance(s, torch.Tensor) or s.ndim != 1 or s.is_floating_point():
-            raise ValueError("sentences must be 1-D LongTensors of word ids (Vocabulary.encode)")
-        if len(s) and (s.min() < 0 or s.max() >= V):
-            raise ValueError(f"word ids must lie in [0, {V}), got {int(s.min())}..{int(s.max())}")
+        id_tensor("each sentence", s, V, "(L,)")
     counts = torch.bincount(torch.cat([*sentences, torch.zeros(0, dtype=torch.long)]), minlength=V)  # (V,)
     if counts.sum() == 0:
         raise ValueError("the sentences hold no words")
@@ -80,7 +79,8 @@ def train_sgns(sentences: Sequence[torch.Tensor], vocab_size: int, config: SGNSC
                progress: bool | None = None, verbose: bool = True) -> tuple[SkipGram, History]:
     """Train a ``SkipGram`` on ``sentences`` (LongTensors of ids) with Adam; returns ``(model, history)``.
 
-    The initial weights are drawn on the CPU from ``config.seed``, then moved to ``device``.
+    The initial weights are drawn on the CPU from ``config.seed``, then moved to ``device``. Bad sentences raise
+    as in :func:`sgns_batches`.
     """
     config = config or SGNSConfig()
     batches = sgns_batches(sentences, vocab_size, config)
@@ -88,11 +88,6 @@ def train_sgns(sentences: Sequence[torch.Tensor], vocab_size: int, config: SGNSC
     history = train(model, _sgns_step_loss, batches, epochs=config.epochs, lr=config.lr, device=device,
                     desc=desc, progress=progress, verbose=verbose)
     return model, history
-
-
-def _check_table(E: torch.Tensor) -> None:
-    if not isinstance(E, torch.Tensor) or E.ndim != 2 or not E.is_floating_point():
-        raise ValueError(f"E must be a 2-D float tensor (V, D), got {getattr(E, 'shape', type(E).__name__)}")
 
 
 def _index(vocab: Mapping[str, int] | Sequence[str]) -> Mapping[str, int]:
@@ -106,8 +101,10 @@ def most_similar(E: torch.Tensor, vocab: Sequence[str], query: str | torch.Tenso
     """The ``k`` words whose rows of ``E (V, D)`` have the highest cosine with ``query``.
 
     ``query`` is a word of ``vocab`` (itself excluded) or a vector ``(D,)``. ``vocab[i]`` names row ``i``.
+    A ``vocab`` that is a mapping or of the wrong length, an unknown word (``KeyError``), a query vector of the
+    wrong size and ``k`` outside ``[1, V]`` raise.
     """
-    _check_table(E)
+    float_tensor("E", E, "(V, D)")
     if isinstance(vocab, Mapping | str):
         raise TypeError("vocab must be the list of words in row order (e.g. Vocabulary.itos), "
                         f"got {type(vocab).__name__}")
@@ -120,9 +117,7 @@ def most_similar(E: torch.Tensor, vocab: Sequence[str], query: str | torch.Tenso
         exclude = [*exclude, query]
         q = E[stoi[query]]
     else:
-        q = query
-    if not isinstance(q, torch.Tensor) or q.shape != (E.shape[1],):
-        raise ValueError(f"the query vector must have shape ({E.shape[1]},), got {getattr(q, 'shape', q)!r}")
+        q = float_tensor("the query vector", query, "(D,)", D=E.shape[1])
     if not 1 <= k <= E.shape[0]:
         raise ValueError(f"k must lie in [1, {E.shape[0]}], got {k}")
     scores = F.normalize(E.float(), dim=1) @ F.normalize(q.float().to(E.device), dim=0)  # (V,) cosines
@@ -134,8 +129,9 @@ def most_similar(E: torch.Tensor, vocab: Sequence[str], query: str | torch.Tenso
 
 def analogy(E: torch.Tensor, vocab: Sequence[str], a: str, b: str, c: str, k: int = 1) -> list[tuple[str, float]]:
     r"""Answer "``a`` is to ``b`` as ``c`` is to ?" with the words nearest to $\hat b - \hat a + \hat c$
-    (3CosAdd, on unit vectors), leaving out ``a``, ``b`` and ``c`` themselves: ``man, king, woman -> queen``."""
-    _check_table(E)
+    (3CosAdd, on unit vectors), leaving out ``a``, ``b`` and ``c`` themselves: ``man, king, woman -> queen``.
+    A word the vocabulary lacks raises ``KeyError``."""
+    float_tensor("E", E, "(V, D)")
     stoi = _index(vocab)
     missing = [w for w in (a, b, c) if w not in stoi]
     if missing:
@@ -149,10 +145,10 @@ def rank(x: torch.Tensor) -> torch.Tensor:
     r"""Ranks 1..n of a 1-D tensor, ties sharing their average rank (as ``scipy.stats.rankdata``).
 
     A value with $b$ values below it and $e$ equal to it (itself included) gets rank $b + (e + 1) / 2$;
-    computed from the sorted distinct values, ``O(n log n)``.
+    computed from the sorted distinct values, ``O(n log n)``. Anything but a 1-D tensor, or NaN, raises
+    ``TypeError`` / ``ValueError``.
     """
-    if not isinstance(x, torch.Tensor) or x.ndim != 1:
-        raise ValueError(f"rank expects a 1-D tensor, got {getattr(x, 'shape', type(x).__name__)}")
+    shapes("x (n,)", x)
     if x.is_floating_point() and x.isnan().any():
         raise ValueError("rank got NaN values, which have no rank")
     _, inverse, e = torch.unique(x.double(), sorted=True, return_inverse=True, return_counts=True)  # distinct values
@@ -161,10 +157,9 @@ def rank(x: torch.Tensor) -> torch.Tensor:
 
 
 def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
-    r"""Spearman's $\rho$: the Pearson correlation of the ranks of ``x`` and ``y`` (1-D, same length >= 2)."""
-    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)) or x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"x and y must be 1-D tensors of one length, got {getattr(x, 'shape', x)!r} "
-                         f"and {getattr(y, 'shape', y)!r}")
+    r"""Spearman's $\rho$: the Pearson correlation of the ranks of ``x`` and ``y`` (1-D, same length >= 2,
+    else ``TypeError`` / ``ValueError``)."""
+    shapes("x (n,), y (n,)", x, y)
     if len(x) < 2:
         raise ValueError(f"spearman needs at least 2 pairs, got {len(x)}")
     rx, ry = rank(x), rank(y)
@@ -187,9 +182,10 @@ def evaluate_word_pairs(E: torch.Tensor, vocab: Mapping[str, int] | Sequence[str
     """Spearman between human scores and cosine similarities of ``E``'s rows, over in-vocabulary pairs.
 
     ``vocab`` maps words to rows (a dict, a ``Vocabulary.stoi`` or a list of words in row order); a
-    pair is out of vocabulary when either word is missing.
+    pair is out of vocabulary when either word is missing. An empty ``pairs``, or fewer than 2 pairs in the
+    vocabulary, raise ``ValueError``.
     """
-    _check_table(E)
+    float_tensor("E", E, "(V, D)")
     if not pairs:
         raise ValueError("pairs is empty")
     stoi = _index(vocab)
