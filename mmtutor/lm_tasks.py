@@ -4,11 +4,15 @@ r"""Chapter 4's experiments: the Lee corpus as text, training windows, held-out 
   documents), split by document into training, validation and test text;
 * :func:`random_windows`: seeded training batches, random windows of ``context_length + 1`` tokens;
 * :func:`next_token_loss`: the mean cross-entropy of predicting every next token (the ``mmtutor.train`` loss);
+* :func:`warmup_cosine_adamw`: AdamW with a warm-up then cosine learning-rate schedule that steps itself;
+* :func:`mean_loss`: the mean of :func:`next_token_loss` over fixed batches, without gradients (held-out curves);
 * :func:`sequence_nll`: the total negative log-likelihood of a long held-out sequence, window by window;
 * :class:`LSTMLanguageModel`: chapter 2's ``ContextEncoding`` as a next-token predictor, the recurrent baseline.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -58,6 +62,47 @@ def next_token_loss(model: nn.Module, batch: Tensor) -> Tensor:
     r"""$\mathcal L = -\frac{1}{BT}\sum_{b,t} \log p_\theta(x_{b,t+1} \mid x_{b,\le t})$ for ``batch (B, T + 1)``."""
     logits = model(batch[:, :-1])  # (B, T, V)
     return F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
+
+
+def warmup_cosine_adamw(model: nn.Module, lr: float, total_steps: int, warmup: float = 0.1,
+                        final_fraction: float = 0.01, weight_decay: float = 0.0) -> torch.optim.AdamW:
+    r"""AdamW whose learning rate rises linearly for the first ``warmup`` of ``total_steps``, then follows a
+    cosine down to ``final_fraction * lr``:
+
+    $$\eta_s = \eta \min\!\left(1, \frac{s + 1}{s_w}\right) \text{ for } s < s_w, \qquad
+      \eta_s = \eta \left(f + (1 - f)\,\frac{1 + \cos(\pi (s - s_w) / (S - s_w))}{2}\right) \text{ after.}$$
+
+    The schedule advances after every ``optimizer.step()`` (a post-step hook), so any training loop, such as
+    ``mmtutor.train``, uses it unchanged. AdamW is fused on CPU and CUDA (one kernel for all parameters).
+    """
+    number("lr", lr, low=0.0, low_open=True)
+    positive_int("total_steps", total_steps)
+    number("warmup", warmup, 0.0, 1.0, high_open=True)
+    number("final_fraction", final_fraction, 0.0, 1.0)
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=weight_decay,
+                                  fused=device.type in ("cpu", "cuda"))
+    s_w = max(1, round(warmup * total_steps))
+
+    def factor(s: int) -> float:
+        if s < s_w:
+            return (s + 1) / s_w
+        progress = min(1.0, (s - s_w) / max(1, total_steps - s_w))
+        return final_fraction + (1 - final_fraction) * (1 + math.cos(math.pi * progress)) / 2
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    optimizer.register_step_post_hook(lambda *_: schedule.step())
+    return optimizer
+
+
+@torch.no_grad()
+def mean_loss(model: nn.Module, batches: list[Tensor], device: torch.device | str | None = None) -> float:
+    """The mean :func:`next_token_loss` (nats per token) over ``batches``, in eval mode, without gradients."""
+    was_training = model.training
+    model.eval()
+    loss = sum(next_token_loss(model, b.to(device)).item() for b in batches) / len(batches)
+    model.train(was_training)
+    return loss
 
 
 @torch.no_grad()

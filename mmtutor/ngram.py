@@ -7,6 +7,7 @@ Each returns a table of log-probabilities, natural log:
 * :func:`bigram_log_probs` ``(V, V)``, row = previous token: add-$k$, $p(w \mid v) = (c(v, w) + k) / (c(v) + kV)$;
 * :func:`kneser_ney_log_probs` ``(V, V)``: interpolated Kneser-Ney (Kneser and Ney 1995; Chen and Goodman 1998);
 * :func:`table_nll`: the total negative log-likelihood (nats) of a sequence under such a table;
+* :func:`ngram_nll`: an add-$k$ $n$-gram for any $n \ge 2$, counted sparsely (a trigram table would have $V^3$ cells);
 * :func:`bits_per_byte`: nats over tokens -> bits per byte of text, so that tokenisations compare fairly.
 """
 
@@ -93,3 +94,40 @@ def bits_per_byte(nats: float, n_bytes: int) -> float:
     number("nats", nats, low=0.0)
     positive_int("n_bytes", n_bytes)
     return nats / (n_bytes * math.log(2))
+
+
+def _gram_codes(ids: Tensor, m: int, V: int) -> Tensor:
+    """One integer per window of ``m`` tokens: ``x_t V^{m-1} + ... + x_{t+m-1}``: ``(N - m + 1,)``."""
+    codes = torch.zeros(len(ids) - m + 1, dtype=torch.long)
+    for j in range(m):
+        codes = codes * V + ids[j:len(ids) - m + 1 + j]
+    return codes
+
+
+def _count_of(seen: Tensor, query: Tensor) -> Tensor:
+    """How often each code of ``query`` occurs in ``seen`` (non-empty); 0 if never: float64 ``query.shape``."""
+    uniq, counts = torch.unique(seen, return_counts=True)  # sorted
+    pos = torch.searchsorted(uniq, query).clamp(max=len(uniq) - 1)
+    return torch.where(uniq[pos] == query, counts[pos], 0).double()
+
+
+def ngram_nll(train_ids: Tensor, ids: Tensor, V: int, n: int = 3, k: float = 1.0) -> float:
+    r"""Total negative log-likelihood (nats) of ``ids[n-1:]`` under an add-$k$ $n$-gram counted on ``train_ids``:
+
+    $$p(w \mid u) = \frac{c(u, w) + k}{c(u) + kV}, \qquad u = x_{t-n+1} \dots x_{t-1},$$
+
+    with $c(u)$ the number of times $u$ is followed by a token in the training ids. For ``n = 2`` this is
+    :func:`bigram_log_probs` scored by :func:`table_nll`.
+    """
+    positive_int("V", V)
+    positive_int("n", n, minimum=2)
+    number("k", k, low=0.0, low_open=True)
+    if V ** n >= 2 ** 62:
+        raise ValueError(f"V^n = {V}^{n} is too large to code the n-grams in 64 bits")
+    train_ids = id_tensor("train_ids", train_ids, V, "(N,)").cpu().long()
+    ids = id_tensor("ids", ids, V, "(N,)").cpu().long()
+    if len(train_ids) < n or len(ids) < n:
+        raise ValueError(f"train_ids and ids need at least n = {n} tokens, got {len(train_ids)} and {len(ids)}")
+    c_uw = _count_of(_gram_codes(train_ids, n, V), _gram_codes(ids, n, V))  # (N - n + 1,)
+    c_u = _count_of(_gram_codes(train_ids[:-1], n - 1, V), _gram_codes(ids[:-1], n - 1, V))
+    return -((c_uw + k) / (c_u + k * V)).log().sum().item()

@@ -384,3 +384,41 @@ def test_next_token_loss_and_the_lstm_is_causal() -> None:
     changed[:, 5] = (changed[:, 5] + 1) % 30
     with torch.no_grad():
         assert torch.equal(model(batch)[:, :5], model(changed)[:, :5])
+
+
+def test_ngram_nll_equals_the_bigram_table_and_a_brute_force_trigram() -> None:
+    from collections import Counter
+
+    from mmtutor.ngram import ngram_nll
+
+    g = torch.Generator().manual_seed(0)
+    train, test = torch.randint(0, 5, (300,), generator=g), torch.randint(0, 5, (100,), generator=g)
+    assert math.isclose(ngram_nll(train, test, 5, 2, 0.5), table_nll(bigram_log_probs(train, 5, 0.5), test),
+                        rel_tol=1e-12)
+    tr, t = train.tolist(), test.tolist()
+    c3, c2 = Counter(zip(tr, tr[1:], tr[2:], strict=False)), Counter(zip(tr[:-2], tr[1:-1], strict=True))
+    brute = -sum(math.log((c3[tuple(t[i:i + 3])] + 0.5) / (c2[tuple(t[i:i + 2])] + 0.5 * 5)) for i in range(98))
+    assert math.isclose(ngram_nll(train, test, 5, 3, 0.5), brute, rel_tol=1e-12)
+    with pytest.raises(ValueError, match="n must be an int >= 2"):
+        ngram_nll(train, test, 5, 1)
+    with pytest.raises(ValueError, match="too large"):
+        ngram_nll(train, test, 256, 8)
+
+
+def test_warmup_cosine_schedule_and_mean_loss() -> None:
+    from mmtutor.lm_tasks import mean_loss, warmup_cosine_adamw
+
+    model = small_gpt()
+    optimizer = warmup_cosine_adamw(model, 1e-2, total_steps=20, warmup=0.25, final_fraction=0.1)
+    lrs = []
+    for _ in range(20):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+    assert lrs[:5] == pytest.approx([2e-3, 4e-3, 6e-3, 8e-3, 1e-2])  # linear warm-up over 5 steps
+    assert lrs[5] == pytest.approx(1e-2) and all(a >= b for a, b in zip(lrs[5:], lrs[6:], strict=False))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)  # cosine down to final_fraction * lr
+    batches = random_windows(torch.randint(0, 50, (500,)), 10, 4, 3, seed=0)
+    with torch.no_grad():
+        expected = sum(next_token_loss(model, b).item() for b in batches) / 3
+    model.train()
+    assert mean_loss(model, batches) == pytest.approx(expected) and model.training
