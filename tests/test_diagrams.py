@@ -20,7 +20,7 @@ import pytest  # noqa: E402
 from mmtutor import diagrams  # noqa: E402
 from mmtutor.diagrams import layout_problems, text_overlaps  # noqa: E402
 from mmtutor.diagrams._drawing import _OWNER, box, canvas  # noqa: E402
-from mmtutor.diagrams._geometry import kmeans, nearest, voronoi_cell  # noqa: E402
+from mmtutor.diagrams._geometry import lloyd, nearest, voronoi_cell  # noqa: E402
 
 # (function, keyword arguments): every public diagram, at its defaults and at the ends of its ranges
 CASES = [
@@ -290,7 +290,7 @@ def test_nearest_and_voronoi_cells_agree_with_brute_force():
 def test_kmeans_reaches_a_fixed_point_and_beats_random_centroids():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((300, 2)) + rng.integers(0, 3, (300, 1)) * 4.0
-    c = kmeans(x, 3, np.random.default_rng(0), iters=30)
+    c = lloyd(x, 3, np.random.default_rng(0), iters=30)
     assign = nearest(x, c)
     assert np.allclose(c, [x[assign == j].mean(0) for j in range(3)])  # each centroid is its cell's mean
     objective = ((x - c[assign]) ** 2).sum()

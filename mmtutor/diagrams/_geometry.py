@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iters: int = 25) -> np.ndarray:
+def lloyd(x: np.ndarray, k: int, rng: np.random.Generator, iters: int = 25) -> np.ndarray:
     """Lloyd's k-means with k-means++ seeding: ``x (N, D) -> centroids (k, D)``."""
     c = np.empty((k, x.shape[1]))
     c[0] = x[rng.integers(len(x))]

@@ -11,7 +11,7 @@ from matplotlib.patches import Patch, Polygon
 
 from .. import _checks
 from ._drawing import INK, MUTED, ROLES, SMALL, TITLE, arrow, canvas, cell, label, light, tag
-from ._geometry import kmeans, nearest, voronoi_cell
+from ._geometry import lloyd, nearest, voronoi_cell
 
 # one colour per cell / subspace (colour-blind-safe first six, then two more that stay distinct)
 CELLS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#8C6D31", "#7F3C8D"]
@@ -39,7 +39,7 @@ def ivf_diagram(n_lists: int = 8, n_probe: int = 2, n_points: int = 400, seed: i
     rng = np.random.default_rng(seed)
     blobs = rng.uniform(-1, 1, size=(6, 2))  # (6, 2)
     x = blobs[rng.integers(6, size=n_points)] + 0.28 * rng.standard_normal((n_points, 2))  # (N, 2)
-    centroids = kmeans(x, n_lists, rng)  # (n_lists, 2)
+    centroids = lloyd(x, n_lists, rng)  # (n_lists, 2)
     cell_of = nearest(x, centroids)  # (N,)
 
     # a query whose nearest neighbour sits in its second-nearest cell (the case n_probe is for)
@@ -103,7 +103,7 @@ def pq_diagram(seed: int = 0) -> Figure:
     rng = np.random.default_rng(seed)
     modes = rng.standard_normal((12, D))  # (12, D) clustered training data
     train = modes[rng.integers(12, size=2000)] + 0.45 * rng.standard_normal((2000, D))  # (2000, D)
-    books = [kmeans(train[:, 2 * j:2 * j + 2], k, rng, iters=8) for j in range(m)]  # m x (k, 2)
+    books = [lloyd(train[:, 2 * j:2 * j + 2], k, rng, iters=8) for j in range(m)]  # m x (k, 2)
     x = train[0]  # (D,) a database vector
     q = x + 0.35 * rng.standard_normal(D)  # (D,) a query near it
     code = [int(nearest(x[None, 2 * j:2 * j + 2], books[j])[0]) for j in range(m)]
