@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from mmtutor.language_model import KVCache, generate
-from mmtutor.pretrained import load_minilm, load_smollm2, mean_pool, sentence_embeddings
+from mmtutor.pretrained import load_minilm, load_smollm2, sentence_embeddings
 from mmtutor.pretrained.bert import minilm_dir
 from mmtutor.pretrained.gguf_io import SMOLLM2_FILE, dequantize, read_gguf, smollm2_path
 from mmtutor.pretrained.smollm2 import permute_rope
@@ -218,7 +218,8 @@ def test_sentence_embeddings_follow_the_model_card(hf_minilm):
     enc = ref_tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
     with torch.no_grad():
         h = ref_model(**enc).last_hidden_state
-    expected = torch.nn.functional.normalize(mean_pool(h, enc["attention_mask"]), dim=-1)
+    m = enc["attention_mask"].unsqueeze(-1).float()  # the model card's mean_pooling, as written there
+    expected = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
     assert e.shape == (len(texts), 384)
     torch.testing.assert_close(e, expected, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(e.norm(dim=1), torch.ones(len(texts)))

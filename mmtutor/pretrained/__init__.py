@@ -9,10 +9,10 @@ r"""Chapter 5: pretrained transformers through the learner's own code.
 * :mod:`.smollm2_tokenizer`: its byte-level BPE through chapter 4's ``apply_merges``, and its chat template.
 """
 
-from .bert import BertConfig, BertModel, MiniLMTokenizer, load_minilm, mean_pool, sentence_embeddings
+from .bert import BertConfig, BertModel, MiniLMTokenizer, load_minilm, sentence_embeddings
 from .llama import Llama, LlamaConfig
 from .smollm2 import load_smollm2
 from .smollm2_tokenizer import SmolLM2Tokenizer
 
 __all__ = ["BertConfig", "BertModel", "Llama", "LlamaConfig", "MiniLMTokenizer", "SmolLM2Tokenizer", "load_minilm",
-           "load_smollm2", "mean_pool", "sentence_embeddings"]
+           "load_smollm2", "sentence_embeddings"]

@@ -13,7 +13,8 @@ chapter 3's post-LN :class:`mmtutor.transformer.TransformerEncoderBlock` (GELU, 
 
 * :class:`BertModel`: the embeddings above and the blocks; ``forward(ids, attention_mask=None)`` -> ``(B, T, 384)``;
 * :class:`MiniLMTokenizer`: the WordPiece tokenizer of ``vocab.txt`` (lower-cased), through ``tokenizers``;
-* :func:`load_minilm`, :func:`sentence_embeddings` (mean over the real tokens, normalised: the model card's recipe).
+* :func:`load_minilm`, :func:`sentence_embeddings` (mean over the real tokens, normalised: the model card's
+  recipe).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import id_tensor, positive_int
+from ..attention import masked_mean
 from ..transformer import BlockConfig, TransformerEncoderBlock
 
 # transformers' BertModel names -> ours (a layer's names follow TransformerEncoderBlock's table)
@@ -221,17 +223,12 @@ def sentence_max_tokens() -> int:
         return int(json.load(f)["max_seq_length"])
 
 
-def mean_pool(h: Tensor, attention_mask: Tensor) -> Tensor:
-    r"""$s = \frac{\sum_t m_t h_t}{\sum_t m_t}$: the mean of the real tokens' states, ``(B, T, D)`` -> ``(B, D)``."""
-    m = attention_mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
-    return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-
-
 @torch.no_grad()
 def sentence_embeddings(texts: list[str], device: torch.device | str | None = None, batch_size: int = 64,
                         max_tokens: int | None = None) -> Tensor:
-    r"""all-MiniLM-L6-v2 sentence vectors ``(N, 384)``, unit length: $e = s / \lVert s \rVert_2$ with $s$ the
-    :func:`mean_pool` of the last states (the model card's recipe).
+    r"""all-MiniLM-L6-v2 sentence vectors ``(N, 384)``, unit length: $e = s / \lVert s \rVert_2$ with
+    $s = \frac{\sum_t m_t h_t}{\sum_t m_t}$ the mean of the last states over the real tokens
+    (:func:`mmtutor.attention.masked_mean`; the model card's recipe).
 
     Texts longer than ``max_tokens`` tokens (default: the model's 256) are cut, as sentence-transformers does.
     Sentences are batched by length (``batch_size`` at a time); the rows come back in the order of ``texts``.
@@ -249,6 +246,6 @@ def sentence_embeddings(texts: list[str], device: torch.device | str | None = No
         rows = order[start:start + batch_size]
         ids, mask = tokenizer.batch([texts[i] for i in rows], max_tokens)
         ids, mask = ids.to(device), mask.to(device)
-        s = mean_pool(model(ids, mask), mask)  # (b, D)
+        s = masked_mean(model(ids, mask), mask)  # (b, D): chapter 3's mean over the real tokens
         out[torch.tensor(rows, device=device)] = torch.nn.functional.normalize(s, dim=-1)
     return out
