@@ -285,3 +285,21 @@ def test_read_gguf_refuses_other_files(tmp_path):
     path.write_bytes(b"NOPE" + bytes(40))
     with pytest.raises(ValueError, match="not a GGUF"):
         read_gguf(path)
+
+
+def test_pieces_check_their_inputs():
+    with pytest.raises(ValueError, match="weight"):
+        rms_norm(torch.randn(2, 8), torch.ones(7))
+    with pytest.raises(ValueError, match="even"):
+        rope_angles(torch.arange(4), 7)
+    with pytest.raises(ValueError, match="positions"):
+        rope_angles(torch.tensor([-1, 0]), 8)
+    cos, sin = rope_angles(torch.arange(4), 8)
+    with pytest.raises(ValueError, match="cos"):
+        apply_rope(torch.randn(5, 8), cos, sin)  # 5 positions, 4 angles
+    with pytest.raises(ValueError):
+        SwiGLU(8, 16)(torch.randn(2, 3, 9))
+    with pytest.raises(TypeError):
+        SwiGLU(8, 16)(torch.randn(2, 3, 8, dtype=torch.float64))
+    with pytest.raises(ValueError):
+        GroupedQueryAttention(SMALL)(torch.randn(1, 3, SMALL.d_model + 1), *rope_angles(torch.arange(3), 8))

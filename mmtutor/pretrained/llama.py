@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .._checks import id_tensor, positive_int
+from .._checks import broadcasts_to, float_tensor, id_tensor, int_tensor, like, positive_int
 from ..attention import scaled_dot_product_attention
 from ..language_model import KVCache
 
@@ -52,7 +52,9 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float = 1e-5) -> Tensor:
     r"""$\mathrm{RMSNorm}(x) = \frac{x}{\sqrt{\frac1D \sum_j x_j^2 + \epsilon}} \odot g$ over the last axis.
 
     ``x (..., D)``, ``weight`` = $g$ ``(D,)``; unlike LayerNorm, no mean is subtracted and there is no bias.
+    A ``weight`` of another size raises ``ValueError``.
     """
+    float_tensor("weight", weight, "(D,)", D=float_tensor("x", x, "(..., D)").shape[-1])
     rms = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)  # (..., 1)
     return weight * (x * rms)
 
@@ -73,8 +75,11 @@ def rope_angles(positions: Tensor, head_dim: int, base: float = 10000.0) -> tupl
 
     Pair ``i`` (coordinates ``i`` and ``i + d/2``, transformers' layout) turns at frequency $b^{-2i/d}$:
     fast for the first pairs, slow for the last. Each angle appears twice, once per coordinate of its pair.
+    ``positions`` must be non-negative integers and ``head_dim`` even (``ValueError``).
     """
-    positive_int("head_dim", head_dim, minimum=2)
+    int_tensor("positions", positions, "(T,)", low=0)
+    if positive_int("head_dim", head_dim, minimum=2) % 2:
+        raise ValueError(f"head_dim must be even (coordinates come in pairs), got {head_dim}")
     inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
     theta = positions.float()[:, None] * inv_freq[None, :]  # (T, d/2)
     theta = torch.cat([theta, theta], dim=-1)  # (T, d)
@@ -95,8 +100,11 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
       \begin{pmatrix} x_i \\ x_{i+d/2} \end{pmatrix}$$
 
     so $q_s' \cdot k_t' = q_s^\top R(\theta_t - \theta_s) k_t$ depends on the offset $t - s$ only.
-    ``cos, sin (T, d)`` from :func:`rope_angles`.
+    ``cos, sin (T, d)`` from :func:`rope_angles`; shapes that do not broadcast to ``x`` raise ``ValueError``.
     """
+    float_tensor("x", x, "(..., d)")
+    for name, c in (("cos", cos), ("sin", sin)):
+        broadcasts_to(name, float_tensor(name, c), x.shape, "x's shape")
     return x * cos + rotate_half(x) * sin
 
 
@@ -111,6 +119,7 @@ class SwiGLU(nn.Module):
         self.down_proj = nn.Linear(d_ff, d_model, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        like("x", float_tensor("x", x, "(..., D)", D=self.gate_proj.in_features), self.gate_proj.weight)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # (B, T, D)
 
 
@@ -146,7 +155,7 @@ class GroupedQueryAttention(nn.Module):
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | None = None, layer: int = 0,
                 return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        B, T, _ = x.shape
+        B, T, _ = like("x", float_tensor("x", x, "(B, T, D)", D=self.q_proj.in_features), self.q_proj.weight).shape
         H, Hkv, d = self.n_heads, self.n_kv_heads, self.d
         G = H // Hkv
         q = self.q_proj(x).view(B, T, H, d).transpose(1, 2)  # (B, H, T, d)
