@@ -8,8 +8,9 @@ $$\hat y = \mathrm{LM}\big(\text{instruction} \,\|\, p_1 \,\|\, \dots \,\|\, p_k
   p_1, \dots, p_k = \mathrm{top}_k\ \mathrm{score}(q, p)$$
 
 * :func:`build_prompt`: the chat messages, with the passages numbered, or none for the closed-book baseline;
-* :func:`greedy_reply`: greedy decoding through chapter 4's KV-cache protocol that stops at the end-of-turn token
-  (the same tokens as ``generate(..., temperature=0)``, without the steps after the answer ended);
+* :func:`prompt_ids`: the prompt's tokens, the passages cut to a context budget;
+* :func:`greedy_replies`: greedy decoding through chapter 4's KV-cache protocol that stops at the end-of-turn token
+  (the same tokens as ``generate(..., temperature=0)``), prompts of one length batched;
 * :func:`normalize_answer`, :func:`contains_answer`: the "contains the answer" score of open-domain QA, after
   case, punctuation, "per cent"/"%" and thousands separators are made uniform.
 """
@@ -25,8 +26,8 @@ from torch import nn
 from .._checks import positive_int
 from ..language_model import KVCache, sample_next
 
-INSTRUCTION = "Answer the question in a few words."
-RAG_INSTRUCTION = "Answer the question in a few words, using the passages below."
+INSTRUCTION = "Answer the question with a name or a number."
+RAG_INSTRUCTION = "Answer the question with a name or a number from the passages below."
 
 
 def build_prompt(question: str, passages: Sequence[str] = ()) -> list[dict[str, str]]:
@@ -46,30 +47,70 @@ def build_prompt(question: str, passages: Sequence[str] = ()) -> list[dict[str, 
 
 
 @torch.no_grad()
-def greedy_reply(model: nn.Module, prompt_ids: Sequence[int], stop_id: int, max_new_tokens: int = 24) -> list[int]:
-    r"""The greedy continuation of ``prompt_ids`` up to (not including) ``stop_id``, at most ``max_new_tokens``.
+def greedy_replies(model: nn.Module, prompts: Sequence[Sequence[int]], stop_id: int, max_new_tokens: int = 24,
+                   batch_size: int = 8) -> list[list[int]]:
+    r"""The greedy continuation of every prompt up to (not including) ``stop_id``, at most ``max_new_tokens`` each.
 
-    $x_{t+1} = \arg\max_v\, p_\theta(v \mid x_{\le t})$ (``sample_next`` at temperature 0), the prompt through the
-    model once with a fresh :class:`~mmtutor.language_model.KVCache`, then one token per step. ``model``
-    follows the cache protocol (``model(ids, cache) -> logits``, ``model.context_length``).
+    $x_{t+1} = \arg\max_v\, p_\theta(v \mid x_{\le t})$ (``sample_next`` at temperature 0): each prompt goes through
+    the model once with a fresh :class:`~mmtutor.language_model.KVCache`, then one token per step, exactly as
+    ``generate(..., temperature=0)`` but stopping where the reply ends. ``model`` follows the cache protocol
+    (``model(ids, cache) -> logits``, ``model.context_length``).
+
+    Prompts of the same length run together, ``batch_size`` at a time: a decoding step reads every weight of
+    the model once whether it extends one sequence or eight, so batching makes the steps nearly free. (Prompts
+    of different lengths would need padding and an attention mask; grouping by length needs neither.)
     """
-    ids = torch.as_tensor(list(prompt_ids), dtype=torch.long)
-    if ids.ndim != 1 or len(ids) == 0:
-        raise ValueError("prompt_ids must be a non-empty list of token ids")
+    prompts = [list(p) for p in prompts]
+    if not prompts or any(not p or any(not isinstance(t, int) for t in p) for p in prompts):
+        raise ValueError("prompts must be non-empty lists of token ids")
     positive_int("max_new_tokens", max_new_tokens)
-    if len(ids) + max_new_tokens > model.context_length:
-        raise ValueError(f"{len(ids)} prompt tokens + {max_new_tokens} new ones exceed the context of "
+    positive_int("batch_size", batch_size)
+    longest = max(map(len, prompts))
+    if longest + max_new_tokens > model.context_length:
+        raise ValueError(f"{longest} prompt tokens + {max_new_tokens} new ones exceed the context of "
                          f"{model.context_length}")
     device = next(model.parameters()).device
-    cache, reply = KVCache(), []
-    logits = model(ids[None].to(device), cache=cache)[:, -1]  # (1, V)
-    for _ in range(max_new_tokens):
-        token = int(sample_next(logits, temperature=0.0))
-        if token == stop_id:
-            break
-        reply.append(token)
-        logits = model(torch.tensor([[token]], device=device), cache=cache)[:, -1]
-    return reply
+    replies: list[list[int]] = [[] for _ in prompts]
+    groups: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(len(p), []).append(i)
+    for members in groups.values():
+        for start in range(0, len(members), batch_size):
+            rows = members[start:start + batch_size]
+            cache = KVCache()
+            logits = model(torch.tensor([prompts[i] for i in rows], device=device), cache=cache)[:, -1]  # (b, V)
+            done = [False] * len(rows)
+            for _ in range(max_new_tokens):
+                tokens = sample_next(logits, temperature=0.0)  # (b,) the argmax of each row
+                for j, token in enumerate(tokens.tolist()):
+                    if not done[j]:
+                        done[j] = token == stop_id
+                        if not done[j]:
+                            replies[rows[j]].append(token)
+                if all(done):
+                    break
+                logits = model(tokens[:, None], cache=cache)[:, -1]  # finished rows run on, unread
+    return replies
+
+
+def prompt_ids(tokenizer: object, question: str, passages: Sequence[str] = (), budget: int | None = None) -> list[int]:
+    """Token ids of the chat prompt of :func:`build_prompt`, the passages cut so the whole prompt has ``budget`` tokens.
+
+    A RAG system has a context budget: the passages (best first) fill what the instruction and the question leave,
+    and the last one is cut mid-sentence if need be. Without ``budget`` (or passages) nothing is cut. ``tokenizer``
+    needs ``encode(text)`` and ``chat(messages)`` (chapter 5's SmolLM2 tokenizer).
+    """
+    text = tokenizer.chat(build_prompt(question, passages))
+    if budget is None or not passages:
+        return tokenizer.encode(text)
+    block = "\n".join(f"[{i}] {p}" for i, p in enumerate(passages, 1))
+    start = text.index(block)
+    prefix, middle, suffix = (tokenizer.encode(part) for part in (text[:start], block, text[start + len(block):]))
+    room = positive_int("budget", budget) - len(prefix) - len(suffix)
+    if room < 1:
+        raise ValueError(f"a budget of {budget} tokens leaves no room for passages after {len(prefix) + len(suffix)} "
+                         "tokens of instruction and question")
+    return prefix + middle[:room] + suffix
 
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
