@@ -1,19 +1,20 @@
-"""mmtutor: from a word vector to a multimodal search engine, one formula at a time.
+r"""mmtutor: from a word vector to a language model and a multimodal search engine, one formula at a time.
 
-The five ideas of the workbook and where each is built:
+The five ideas of the original write-up, and the chapter and module where each is built:
 
-=====  ==============================  ===========================  ===================
- ch.   idea                            formula                      seed name
-=====  ==============================  ===========================  ===================
- 1     word embedding                  w = E(w)                     ``Embedding``
- 2     context encoding (LSTM)         h = C(w, c)                  ``ContextEncoding``
- 3     self-attention                  a = A(h, H)                  ``SelfAttention``
- 4     cosine similarity and search    sim(a, b) = a.b / |a||b|     ``cosine_similarity``
- 5     modality mapping                v = M(x)                     ``multimodal_mapping``
-=====  ==============================  ===========================  ===================
+===  ============================  ========================  ======================  ==============
+ch.  idea                          formula                   name                    module
+===  ============================  ========================  ======================  ==============
+1    word embedding                w = E(w)                  ``Embedding``           ``embedding``
+2    context encoding (LSTM)       h = C(w, c)               ``ContextEncoding``     ``context``
+3    attention pooling             a = A(h, H)               ``SelfAttention``       ``attention``
+6    cosine similarity and search  sim(a, b) = a.b / |a||b|  ``cosine_similarity``   ``similarity``
+7    modality mapping              v = M(x)                  ``multimodal_mapping``  ``alignment``
+===  ============================  ========================  ======================  ==============
 
-The seed names are re-exported here. They are resolved on first use (PEP 562), so
-``import mmtutor`` stays quick and each chapter's module loads only when it is needed.
+Chapters 4 (``tokenizer``, ``language_model``), 5 (``pretrained``), 8 and 9 (``applications``) and 10
+(``distributed``) build on them. The write-up's names are re-exported here. They are resolved on first use
+(PEP 562), so ``import mmtutor`` stays quick and each chapter's module loads only when it is needed.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-r"""Chapter 5: modality mapping $\vec v = M(\vec x)$ and contrastive alignment (CLIP).
+r"""Chapter 7: modality mapping $\vec v = M(\vec x)$ and contrastive alignment (CLIP).
 
 Each modality gets its own encoder (:mod:`mmtutor.encoders`); training pulls the unit vectors of
-matching pairs together and pushes the others apart, so that chapter 4's cosine search finds images
+matching pairs together and pushes the others apart, so that chapter 6's cosine search finds images
 from sentences, digits from prompts, and (through text as a hub) images from sounds.
 
 * :func:`multimodal_mapping`: the seed's ``M(x) = model(x)``, with its inputs checked;
@@ -214,7 +214,7 @@ def target_ranks(indices: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def evaluate_retrieval(queries: torch.Tensor, gallery: torch.Tensor, targets: torch.Tensor | None = None,
                        ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """Rank the whole gallery for every query with chapter 4's exact cosine search; report recall@k
+    """Rank the whole gallery for every query with chapter 6's exact cosine search; report recall@k
     for each ``k`` in ``ks`` and the median rank (1 = always first). Query ``i`` matches gallery item
     ``targets[i]`` (default ``i``). Embeddings or targets that do not fit raise ``TypeError`` / ``ValueError``."""
     _check_pair(queries, gallery, ("queries", "gallery"))
@@ -228,7 +228,7 @@ def evaluate_retrieval(queries: torch.Tensor, gallery: torch.Tensor, targets: to
 def label_recall_at_k(queries: torch.Tensor, gallery: torch.Tensor, query_labels: torch.Tensor,
                       gallery_labels: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
     """Recall when any gallery item of the query's class counts: the fraction of queries with at least one
-    item of their label among the top ``k`` (chapter 4's search). Chance for ``k = 1`` is the share of
+    item of their label among the top ``k`` (chapter 6's search). Chance for ``k = 1`` is the share of
     the gallery with the query's label. Embeddings or labels that do not fit raise ``TypeError`` / ``ValueError``."""
     _check_pair(queries, gallery, ("queries", "gallery"))
     int_tensor("query_labels", query_labels, "(Q,)", Q=queries.shape[0])

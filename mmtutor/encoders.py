@@ -1,4 +1,4 @@
-r"""Chapter 5's encoders: one per modality, each ending in a projection into the shared space.
+r"""Chapter 7's encoders: one per modality, each ending in a projection into the shared space.
 
 $$\vec v = M(\vec x) = P\, f(\vec x)$$
 

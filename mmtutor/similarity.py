@@ -1,4 +1,4 @@
-r"""Chapter 4: cosine similarity and exact similarity search.
+r"""Chapter 6: cosine similarity and exact similarity search.
 
 $$\mathrm{sim}(\vec a,\vec b)=\frac{\vec a\cdot\vec b}{\lVert\vec a\rVert_2\lVert\vec b\rVert_2}$$
 

@@ -1,4 +1,4 @@
-"""Chapter 5: the CLIP loss against a direct computation, the alignment metrics, the encoders, the data.
+"""Chapter 7: the CLIP loss against a direct computation, the alignment metrics, the encoders, the data.
 
 covers: mmtutor.alignment, mmtutor.encoders, mmtutor.data.digits, mmtutor.data.audio, mmtutor.data.scene_pairs
 """

@@ -1,4 +1,4 @@
-"""Chapter 4: the approximate indexes (k-means, IVF, LSH, PQ), each fast search against its reference search.
+"""Chapter 6: the approximate indexes (k-means, IVF, LSH, PQ), each fast search against its reference search.
 
 covers: mmtutor.ann (cluster, ivf, lsh, pq, _index) and the parts of mmtutor._search they use
 """

@@ -1,4 +1,4 @@
-"""Chapter 4: cosine similarity, exact top-k search, neighbour recall.
+"""Chapter 6: cosine similarity, exact top-k search, neighbour recall.
 
 covers: mmtutor.similarity, mmtutor._search (the exact search engine); the indexes: tests/test_ann.py
 """

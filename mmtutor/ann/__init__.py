@@ -1,4 +1,4 @@
-r"""Chapter 4: approximate nearest-neighbour indexes, each small enough to read in one sitting.
+r"""Chapter 6: approximate nearest-neighbour indexes, each small enough to read in one sitting.
 
 Exact search scores every database vector. These indexes score fewer, or cheaper, vectors:
 

@@ -1,4 +1,4 @@
-r"""Chapter 4: k-means (Lloyd's algorithm), the cells of the inverted file and the codebooks of product quantisation.
+r"""Chapter 6: k-means (Lloyd's algorithm), the cells of the inverted file and the codebooks of product quantisation.
 
 $$z_i = \arg\min_l \lVert x_i - c_l\rVert^2 \quad\text{(assign)},\qquad
 c_l = \frac{1}{\lvert\{i: z_i = l\}\rvert}\sum_{i: z_i = l} x_i \quad\text{(update)}$$

@@ -1,4 +1,4 @@
-r"""Chapter 4: the inverted file (faiss ``IndexIVFFlat``): k-means cells, a query scores only the vectors of
+r"""Chapter 6: the inverted file (faiss ``IndexIVFFlat``): k-means cells, a query scores only the vectors of
 its ``n_probe`` nearest cells.
 
 $$\mathrm{IVF}_k(\vec q) = \operatorname*{arg\,top\text{-}k}_{i:\ z_i \in P(\vec q)}\ \hat q\cdot\hat x_i, \qquad

@@ -1,4 +1,4 @@
-r"""Chapter 4: random-hyperplane locality-sensitive hashing (Charikar, 2002), with exact re-ranking.
+r"""Chapter 6: random-hyperplane locality-sensitive hashing (Charikar, 2002), with exact re-ranking.
 
 $$h_t(x) = \sum_{b=1}^{n_{bits}} 2^{b-1}\,[\,r_{t,b}\cdot x \ge 0\,], \qquad
 P\big[\,[r\cdot a \ge 0] = [r\cdot b \ge 0]\,\big] = 1 - \frac{\theta_{ab}}{\pi}$$

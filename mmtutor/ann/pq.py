@@ -1,4 +1,4 @@
-r"""Chapter 4: product quantisation (Jégou et al., 2011; faiss ``IndexPQ``), searched by asymmetric distance
+r"""Chapter 6: product quantisation (Jégou et al., 2011; faiss ``IndexPQ``), searched by asymmetric distance
 computation: the query stays exact, the database is stored as ``m`` one-byte codes a vector.
 
 $$\hat q\cdot x \approx \sum_{j=1}^{m} T_j[\mathrm{code}_j(x)], \qquad T_j[c] = \hat q^{(j)}\cdot c^{(j)}_c$$

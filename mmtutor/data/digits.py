@@ -8,7 +8,7 @@ such as "a handwritten seven" made from a template and the digit's name.
 ``TEMPLATES`` are the captions seen in training. ``PROMPTS`` are the templates a zero-shot
 classifier may use: the training ones plus a few with words training never used ("blurry",
 "drawing"), whose word vectors stay at their random initial values; prompt ensembling averages them
-out (chapter 5).
+out (chapter 7).
 """
 
 from __future__ import annotations

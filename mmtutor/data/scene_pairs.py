@@ -1,4 +1,4 @@
-"""Image-caption pairs from the scenes world (:mod:`mmtutor.data.scenes`), ready for chapter 5.
+"""Image-caption pairs from the scenes world (:mod:`mmtutor.data.scenes`), ready for chapter 7.
 
 * :func:`sample_scenes`: scenes like :func:`mmtutor.data.scenes.make_scenes` (same things, same
   rules for placing them, one true caption each), much faster: all scenes are placed at once with
