@@ -4,7 +4,7 @@ Each modality gets its own encoder (:mod:`mmtutor.encoders`); training pulls the
 matching pairs together and pushes the others apart, so that chapter 6's cosine search finds images
 from sentences, digits from prompts, and (through text as a hub) images from sounds.
 
-* :func:`multimodal_mapping`: the seed's ``M(x) = model(x)``, with its inputs checked;
+* :func:`multimodal_mapping`: the original write-up's ``M(x) = model(x)``, with its inputs checked;
 * :func:`clip_loss`: the symmetric InfoNCE loss of CLIP (Radford et al., 2021);
   :func:`clip_loss_with_negatives` adds hard negative captions to the image-to-text side (NegCLIP);
 * :class:`LogitScale`: the learnable temperature, stored as a log and clamped as CLIP does;
@@ -31,7 +31,7 @@ from .similarity import topk_search
 def multimodal_mapping(x: Any, model: Callable[[Any], torch.Tensor]) -> torch.Tensor:
     r"""$\vec v = M(\vec x)$: map data of one modality into the shared space with its ``model``.
 
-    As in the seed this is ``model(x)``: the point is that images, texts and sounds each have their
+    As in the original write-up this is ``model(x)``: the point is that images, texts and sounds each have their
     own ``M`` and all land in the same space. ``x`` must be a tensor with a leading batch dimension and
     ``model`` callable (else ``TypeError`` / ``ValueError``); the result must be a float tensor ``(N, d)`` with
     one row per input (else ``TypeError`` / ``ValueError``).

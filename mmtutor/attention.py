@@ -5,7 +5,7 @@ Pure functions hold the maths, thin modules hold the parameters:
 
 * :func:`masked_softmax`: a softmax that gives masked positions weight exactly 0;
   :func:`masked_mean`: the plain mean over the real tokens, the pooling attention is compared with;
-* :class:`SelfAttention`: the seed's additive attention pooling (Bahdanau et al., 2015),
+* :class:`SelfAttention`: the original write-up's additive attention pooling (Bahdanau et al., 2015),
   $u_t = \tanh(W h_t)$, $a = \mathrm{softmax}_t(V u_t)$, $s = \sum_t a_t h_t$: one vector per sequence;
 * :func:`scaled_dot_product_attention`: $\mathrm{softmax}(Q K^\top / \sqrt{d_k})\, V$ (Vaswani et al., 2017),
   the same output as ``torch.nn.functional.scaled_dot_product_attention`` plus the weights;
@@ -78,12 +78,12 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class SelfAttention(nn.Module):
-    r"""The seed's additive attention pooling: a weighted average of the states, weights learned.
+    r"""The original write-up's additive attention pooling: a weighted average of the states, weights learned.
 
     $$u_t = \tanh(W h_t + b_W), \qquad e_t = V u_t + b_V, \qquad
       a = \mathrm{softmax}_t(e), \qquad s = \sum_t a_t h_t$$
 
-    ``.W = nn.Linear(H, H)`` and ``.V = nn.Linear(H, 1)`` as in the seed. ``forward(x, mask=None,
+    ``.W = nn.Linear(H, H)`` and ``.V = nn.Linear(H, 1)`` as in the original write-up. ``forward(x, mask=None,
     return_weights=False)`` takes states ``x (B, T, H)`` and an optional padding mask ``(B, T)``
     (bool, True = real token; padded positions get weight exactly 0) and returns ``s (B, H)``, or
     ``(s, a)`` with ``a (B, T)`` when ``return_weights=True``. Inputs of the wrong shape, dtype or device,

@@ -5,7 +5,7 @@ r"""Chapter 3, experiments: the task where one phrase decides, and the chapter's
   ``ids (N, T)`` padded with 0, ``lengths (N,)``, ``labels (N,)`` (an index into ``COLOR_NAMES``) and
   the texts; ``batches``, ``cross_entropy_loss`` and ``class_accuracy`` plug it into ``mmtutor.train``.
 * :class:`RecurrentClassifier`: embeddings + the chapter 2 LSTM (``ContextEncoding``) + a pooling
-  (the seed's attention pooling, the mean of the states, or the last state) + a linear head.
+  (the original write-up's attention pooling, the mean of the states, or the last state) + a linear head.
 * :class:`TransformerSentenceClassifier`: chapter 2's side question ("is the red thing on the left?",
   :func:`mmtutor.context_tasks.side_questions`) answered with a Transformer sentence vector in place of
   the LSTM's, with the same question embedding and MLP head as chapter 2's ``SentenceClassifier``.
@@ -81,7 +81,7 @@ def class_accuracy(model: nn.Module, task: Task, device: torch.device | str | No
 class RecurrentClassifier(nn.Module):
     r"""Word vectors, the chapter 2 LSTM, one pooling over time, a linear head.
 
-    ``pooling``: ``"attention"`` ($s = \sum_t a_t h_t$, the seed's ``SelfAttention``), ``"mean"``
+    ``pooling``: ``"attention"`` ($s = \sum_t a_t h_t$, the original write-up's ``SelfAttention``), ``"mean"``
     ($s = \frac1T \sum_t h_t$ over the real tokens) or ``"last"`` ($s = h_T$, the final state).
     ``forward(ids (B, T), lengths (B,), return_weights=False)`` -> logits ``(B, n_classes)``
     (and the pooling weights ``(B, T)``: learned for attention, uniform for mean, one-hot for last).

@@ -8,7 +8,7 @@ gives each position a hidden state that depends on the word *and* on everything 
 * ``lstm_gates`` / ``lstm_cell`` / ``LSTMCell`` / ``LSTMLayer``: the LSTM, with exactly the
   parameter names, shapes and gate order (i, f, g, o) of ``nn.LSTMCell`` and ``nn.LSTM``, so
   ``load_state_dict(torch_module.state_dict())`` works in both directions.
-* ``ContextEncoding``: the seed's encoder, a thin wrapper of ``nn.LSTM(batch_first=True)`` with an
+* ``ContextEncoding``: the original write-up's encoder, a thin wrapper of ``nn.LSTM(batch_first=True)`` with an
   optional initial state and padded variable-length batches.
 
 The from-scratch layers are pure torch loops over time: slow, but every equation is visible.
@@ -242,7 +242,7 @@ def lstm_parameter_count(input_size: int, hidden_size: int) -> int:
     return 4 * hidden_size * (input_size + hidden_size) + 8 * hidden_size
 
 
-# ----------------------------------------------------------------------------- the seed's encoder
+# ----------------------------------------------------------------------------- the original write-up's encoder
 class ContextEncoding(nn.Module):
     r"""$\vec h = C(\vec w, \vec c)$: an LSTM reads word vectors in order; each output mixes the word
     with its left context.

@@ -49,7 +49,7 @@ def one_hot_lookup(ids: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
 
 
 class Embedding(nn.Module):
-    r"""The seed's $\vec w = E(w)$: a table ``weight (vocab_size, embed_size)`` looked up by id.
+    r"""The original write-up's $\vec w = E(w)$: a table ``weight (vocab_size, embed_size)`` looked up by id.
 
     ``forward(ids)`` maps a LongTensor of any shape ``(...)`` to ``(..., embed_size)``, the rows
     ``weight[ids]``, which equals ``one_hot(ids) @ weight``. Ids outside ``[0, vocab_size)`` or of a

@@ -2,7 +2,7 @@ r"""Chapter 6: cosine similarity and exact similarity search.
 
 $$\mathrm{sim}(\vec a,\vec b)=\frac{\vec a\cdot\vec b}{\lVert\vec a\rVert_2\lVert\vec b\rVert_2}$$
 
-* ``cosine_similarity``: the seed's measure, with ``torch.nn.functional.cosine_similarity``'s semantics.
+* ``cosine_similarity``: the original write-up's measure, with ``torch.nn.functional.cosine_similarity``'s semantics.
 * ``normalize``: rows scaled to unit length, so that cosine becomes a plain dot product.
 * ``topk_search``: exact top-k by cosine over a database, blocked so it keeps pace with faiss.
 * ``neighbour_recall``: how many of the true k nearest neighbours an approximate search found.

@@ -124,7 +124,7 @@ class EncoderConfig:
     n_layers: int = 1          # encoder blocks
     max_len: int = 64          # longest sequence (size of the position table)
     positions: str = "sinusoidal"  # "sinusoidal" (fixed), "learned" (a trained table) or "none"
-    pooling: str = "attention"  # "attention" (the seed's SelfAttention) or "mean" of the real tokens
+    pooling: str = "attention"  # "attention" (the original write-up's SelfAttention) or "mean" of the real tokens
 
     def __post_init__(self) -> None:
         positive_int("vocab_size", self.vocab_size)
