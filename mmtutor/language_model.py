@@ -206,6 +206,9 @@ class CausalSelfAttention(MultiHeadSelfAttention):
         self.layer = layer
 
     def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:  # type: ignore[override]
+        float_tensor("x", x, "(B, T, D)")
+        if x.shape[-1] != self.d_model:
+            raise ValueError(f"x must have shape (B, T, {self.d_model}), got {tuple(x.shape)}")
         B, T, D = x.shape
 
         def split(t: Tensor) -> Tensor:
