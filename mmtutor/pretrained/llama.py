@@ -137,8 +137,8 @@ class GroupedQueryAttention(nn.Module):
     $q = W_q x$, $k = W_k x$, $v = W_v x$; RoPE on $q, k$; query head $h$ attends with key/value head
     $\lfloor h / G \rfloor$, $G = $ ``n_heads / n_kv_heads``; $y = W_o [\mathrm{head}_1; \dots]$.
     The cache holds the ``n_kv_heads`` keys and values ``(B, n_kv_heads, T, d)``, not ``n_heads`` of them.
-    Attention runs through chapter 3's :func:`mmtutor.attention.scaled_dot_product_attention`, the groups
-    broadcast (no copy of the shared keys).
+    Attention runs through chapter 3's :func:`mmtutor.attention.scaled_dot_product_attention`, with the queries
+    of a group stacked along the query axis (no copy of the shared keys).
     """
 
     def __init__(self, config: LlamaConfig) -> None:
@@ -166,8 +166,11 @@ class GroupedQueryAttention(nn.Module):
             k, v = cache.update(layer, k, v)  # (B, Hkv, S, d): every position so far
         S = k.shape[-2]
         mask = causal_mask_from(S - T, T, S, x.device)  # (T, S) or None; the new tokens sit at S - T ... S - 1
-        q = q.view(B, Hkv, G, T, d)  # query head h = kv * G + g, as transformers' repeat_kv orders them
-        out, weights = scaled_dot_product_attention(q, k[:, :, None], v[:, :, None], mask)  # (B, Hkv, G, T, d)
+        # the G query heads of a group (h = kv * G + g, as transformers' repeat_kv orders them) take turns as
+        # G * T query rows against the group's one set of keys: no copy of the shared keys and values
+        q = q.reshape(B, Hkv, G * T, d)  # row g * T + t = query head kv * G + g at position t
+        mask = None if mask is None else mask.repeat(G, 1)  # (G * T, S)
+        out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, Hkv, G * T, d), (B, Hkv, G * T, S)
         y = self.o_proj(out.reshape(B, H, T, d).transpose(1, 2).reshape(B, T, H * d))  # (B, T, D)
         return (y, weights.reshape(B, H, T, S)) if return_weights else y
 
