@@ -19,19 +19,7 @@ import time
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from mmtutor.lm_tasks import load_lee_documents, split_documents
-from mmtutor.tokenizer import BPETokenizer
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's printable stand-in character for every byte (what the ByteLevel pre-tokenizer writes)."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
-    chars, n = list(keep), 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b)
-            chars.append(256 + n)
-            n += 1
-    return dict(zip(keep, map(chr, chars), strict=True))
+from mmtutor.tokenizer import BPETokenizer, bytes_to_unicode
 
 
 def train_hf(text: str, vocab_size: int) -> Tokenizer:

@@ -6,6 +6,7 @@ has the size asked for. Encoding applies the learned merges in the order they we
 
 * :func:`pair_counts`, :func:`merge`: one step of training, on one sequence of ids;
 * :func:`apply_merges`: encode ids with a table of merges, lowest rank first (what GPT-2 and Llama do);
+* :func:`bytes_to_unicode`: GPT-2's printable character for every byte, as in byte-level vocabulary files;
 * :func:`split_words`: the GPT-2 pre-tokenisation (words, numbers, punctuation runs, spaces), so that no
   merge crosses a word boundary;
 * :class:`BPETokenizer`: ``train(text, vocab_size)``, ``encode``, ``decode``, ``vocab_size``.
@@ -27,6 +28,20 @@ Pair = tuple[int, int]
 # written for Python's ``re``: a letter is a word character that is neither a digit nor "_". Every character
 # falls in one of the alternatives, so the pieces always join back to the text.
 GPT2_SPLIT = r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in character for every byte (``tokenizers``' ``ByteLevel`` writes tokens with it).
+
+    The printable bytes ``!``-``~``, ``¡``-``¬``, ``®``-``ÿ`` stand for themselves; the other 68 (space, controls,
+    ...) get ``chr(256)``, ``chr(257)``, ... in byte order, so a space is ``Ġ``. A byte-level vocabulary file
+    (GPT-2, SmolLM2) spells its tokens in these characters.
+    """
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), 256)]
+    stand_in = {b: chr(b) for b in keep}
+    for n, b in enumerate(b for b in range(256) if b not in stand_in):
+        stand_in[b] = chr(256 + n)
+    return dict(sorted(stand_in.items()))
 
 
 def pair_counts(ids: Sequence[int], counts: Counter[Pair] | None = None, weight: int = 1) -> Counter[Pair]:

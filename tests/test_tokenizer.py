@@ -16,6 +16,7 @@ from mmtutor.tokenizer import (
     GPT2_SPLIT,
     BPETokenizer,
     apply_merges,
+    bytes_to_unicode,
     learn_merges,
     merge,
     pair_counts,
@@ -32,18 +33,6 @@ def lee_text() -> str:
 @pytest.fixture(scope="module")
 def lee_tokenizer(lee_text: str) -> BPETokenizer:
     return BPETokenizer.train(lee_text, 400)
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's printable stand-in character for every byte (what `tokenizers`' ByteLevel uses)."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
-    chars, n = list(keep), 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b)
-            chars.append(256 + n)
-            n += 1
-    return dict(zip(keep, map(chr, chars), strict=True))
 
 
 def hf_tokenizer_from(tok: BPETokenizer):
@@ -214,3 +203,12 @@ def test_bad_inputs_say_what_was_expected() -> None:
     with pytest.raises(TypeError, match="text must be a str"):
         split_words(3)
     assert GPT2_SPLIT.startswith("'s")
+
+
+def test_bytes_to_unicode_is_the_byte_level_alphabet() -> None:
+    from tokenizers import pre_tokenizers
+
+    table = bytes_to_unicode()
+    assert len(table) == 256 and len(set(table.values())) == 256
+    assert sorted(table.values()) == sorted(pre_tokenizers.ByteLevel.alphabet())
+    assert table[ord(" ")] == "Ġ" and table[ord("A")] == "A" and table[ord("\n")] == "Ċ"
