@@ -5,14 +5,18 @@ Pure functions hold the maths, thin modules hold the parameters:
 
 * :func:`masked_softmax`: a softmax that gives masked positions weight exactly 0;
   :func:`masked_mean`: the plain mean over the real tokens, the pooling attention is compared with;
-* :class:`SelfAttention`: the original write-up's additive attention pooling (Bahdanau et al., 2015),
-  $u_t = \tanh(W h_t)$, $a = \mathrm{softmax}_t(V u_t)$, $s = \sum_t a_t h_t$: one vector per sequence;
+* :class:`SelfAttention`: the original write-up's attention pooling, the one of hierarchical attention
+  networks (Yang et al., 2016), $u_t = \tanh(W h_t)$, $a = \mathrm{softmax}_t(V u_t)$,
+  $s = \sum_t a_t h_t$: one vector per sequence. Despite its name it is not self-attention (no position
+  attends to another); its scoring network descends from Bahdanau et al.'s (2015) additive attention,
+  which scores encoder states against a decoder query, where here one learned vector $V$ plays the query;
 * :func:`scaled_dot_product_attention`: $\mathrm{softmax}(Q K^\top / \sqrt{d_k})\, V$ (Vaswani et al., 2017),
   the same output as ``torch.nn.functional.scaled_dot_product_attention`` plus the weights;
 * :func:`causal_mask`, :func:`padding_mask`: boolean masks, True = may attend / real token;
 * :class:`MultiHeadSelfAttention`: h heads of scaled dot-product attention side by side, with the
   parameter layout of BERT (separate query, key, value and output projections);
-* :func:`sinusoidal_positions`: the fixed position code of "Attention Is All You Need".
+* :func:`sinusoidal_positions`: the fixed position code of "Attention Is All You Need";
+  :func:`sinusoidal_shift`: the linear map (a rotation per pair of columns) that moves it by $k$ positions.
 
 The Transformer encoder block built from these lives in :mod:`mmtutor.transformer`, the chapter's
 experiments in :mod:`mmtutor.attention_tasks`.
@@ -34,6 +38,7 @@ from ._checks import (
     instance,
     int_tensor,
     like,
+    number,
     positive_int,
     same_dtype_and_device,
 )
@@ -78,10 +83,17 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class SelfAttention(nn.Module):
-    r"""The original write-up's additive attention pooling: a weighted average of the states, weights learned.
+    r"""The original write-up's attention pooling: a weighted average of the states, weights learned.
 
     $$u_t = \tanh(W h_t + b_W), \qquad e_t = V u_t + b_V, \qquad
       a = \mathrm{softmax}_t(e), \qquad s = \sum_t a_t h_t$$
+
+    This is the attention pooling of hierarchical attention networks (Yang et al., 2016): there is no
+    query from outside the sequence, the learned row $V$ (their "context vector") asks every state the
+    same question. The name ``SelfAttention`` is the original write-up's; it is not the self-attention
+    of Transformers (:class:`MultiHeadSelfAttention`), where every position attends to every other. The
+    scoring network $V \tanh(W h_t)$ descends from the additive attention of Bahdanau et al. (2015),
+    $v^\top \tanh(W h_t + U s_{i-1})$, which compares encoder states with a decoder state $s_{i-1}$.
 
     ``.W = nn.Linear(H, H)`` and ``.V = nn.Linear(H, 1)`` as in the original write-up. ``forward(x, mask=None,
     return_weights=False)`` takes states ``x (B, T, H)`` and an optional padding mask ``(B, T)``
@@ -234,7 +246,9 @@ def sinusoidal_positions(T: int, d_model: int, base: float = 10000.0) -> torch.T
 
     $$P_{t, 2i} = \sin(t / \mathrm{base}^{2i/d}), \qquad P_{t, 2i+1} = \cos(t / \mathrm{base}^{2i/d})$$
 
-    Every pair of columns is a clock at its own frequency, so ``P_{t+k}`` is a fixed rotation of ``P_t``.
+    Every pair of columns is a clock at its own frequency $\omega_i = \mathrm{base}^{-2i/d}$, so
+    $P_{t+k}$ is a fixed linear map of $P_t$, the same for every $t$: pair $i$ is rotated by the angle
+    $\omega_i k$ (:func:`sinusoidal_shift` builds that map).
     A size that is not a positive int, or an odd ``d_model``, raises ``ValueError``.
     """
     positive_int("T", T)
@@ -246,3 +260,29 @@ def sinusoidal_positions(T: int, d_model: int, base: float = 10000.0) -> torch.T
     P = torch.empty(T, d_model, dtype=torch.float64)
     P[:, 0::2], P[:, 1::2] = torch.sin(angle), torch.cos(angle)
     return P.float()
+
+
+def sinusoidal_shift(k: float, d_model: int, base: float = 10000.0) -> torch.Tensor:
+    r"""The ``(d_model, d_model)`` matrix $M_k$ with $P_{t+k} = P_t M_k$ for every $t$ (rows of
+    :func:`sinusoidal_positions`): block diagonal, one rotation by $\omega_i k$ per pair of columns,
+
+    $$\begin{bmatrix} P_{t+k,2i} & P_{t+k,2i+1} \end{bmatrix} =
+      \begin{bmatrix} P_{t,2i} & P_{t,2i+1} \end{bmatrix}
+      \begin{bmatrix} \cos \omega_i k & -\sin \omega_i k \\ \sin \omega_i k & \cos \omega_i k \end{bmatrix},
+      \qquad \omega_i = \mathrm{base}^{-2i/d}$$
+
+    (from $\sin(a + b) = \sin a \cos b + \cos a \sin b$ and $\cos(a + b) = \cos a \cos b - \sin a \sin b$).
+    $M_k$ depends on the offset $k$ alone, and $M_{-k} = M_k^\top \ne M_k$: a linear layer can map a position to
+    the one $k$ words ahead, or behind, and tell the two apart. A ``k`` that is not a number, a size that is not
+    a positive int, or an odd ``d_model``, raises ``ValueError`` / ``TypeError``.
+    """
+    number("k", k)
+    if positive_int("d_model", d_model) % 2:
+        raise ValueError(f"d_model must be even (sin and cos pairs), got {d_model}")
+    omega = base ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (d/2,)
+    cos, sin = torch.cos(omega * k), torch.sin(omega * k)  # (d/2,)
+    M = torch.zeros(d_model, d_model, dtype=torch.float64)
+    even = torch.arange(0, d_model, 2)
+    M[even, even], M[even, even + 1] = cos, -sin            # row 2i: the sine column
+    M[even + 1, even], M[even + 1, even + 1] = sin, cos     # row 2i+1: the cosine column
+    return M.float()

@@ -26,6 +26,7 @@ from mmtutor.attention import (
     padding_mask,
     scaled_dot_product_attention,
     sinusoidal_positions,
+    sinusoidal_shift,
 )
 from mmtutor.attention_tasks import COLOR_NAMES, RecurrentClassifier, TransformerSentenceClassifier, key_word_task
 from mmtutor.data.scenes import VOCAB, encode
@@ -265,6 +266,26 @@ def test_sinusoidal_positions_follow_the_formula():
     torch.testing.assert_close(P.pow(2).sum(1), torch.full((50,), 8.0))  # each sin/cos pair has norm 1
     with pytest.raises(ValueError, match="even"):
         sinusoidal_positions(5, 7)
+
+
+@pytest.mark.parametrize("k", [1, 3, -5, 12, 0.5])
+def test_sinusoidal_shift_moves_every_position_by_k(k):
+    P = sinusoidal_positions(80, 32, base=100.0).double()
+    t = torch.arange(20, 40)
+    M = sinusoidal_shift(k, 32, base=100.0).double()
+    angle = (t + k).double()[:, None] / 100.0 ** (torch.arange(0, 32, 2).double() / 32)  # (20, 16), any k
+    ahead = torch.stack([angle.sin(), angle.cos()], dim=-1).reshape(len(t), 32)  # the formula at t + k
+    torch.testing.assert_close(P[t] @ M, ahead, atol=1e-6, rtol=0)
+    torch.testing.assert_close(sinusoidal_shift(-k, 32, base=100.0).double(), M.T)   # behind = the transpose
+    assert not torch.allclose(M, M.T)                                                # ... which differs
+    torch.testing.assert_close(M @ M.T, torch.eye(32, dtype=torch.float64), atol=1e-6, rtol=0)  # a rotation
+
+
+def test_sinusoidal_shift_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="even"):
+        sinusoidal_shift(1, 7)
+    with pytest.raises(TypeError, match="k must be a finite number"):
+        sinusoidal_shift(float("nan"), 8)
 
 
 @pytest.mark.parametrize("norm_first, activation", [(False, "gelu"), (True, "relu")])
