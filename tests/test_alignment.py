@@ -1,43 +1,17 @@
-"""Chapter 7: the CLIP loss against a direct computation, the alignment metrics, the encoders, the data.
+"""Chapter 7's losses: CLIP's loss and NegCLIP's against direct computations, one and several true pairs per row.
 
-covers: mmtutor.alignment, mmtutor.encoders, mmtutor.data.digits, mmtutor.data.audio, mmtutor.data.scene_pairs
+covers: mmtutor.alignment.loss
 """
 
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from mmtutor import multimodal_mapping
-from mmtutor.alignment import (
-    ContrastiveModel,
-    LogitScale,
-    clip_loss,
-    clip_loss_with_negatives,
-    ensemble_prompts,
-    evaluate_retrieval,
-    hard_negative_accuracy,
-    label_recall_at_k,
-    modality_gap,
-    recall_at_k,
-    target_ranks,
-    zero_shot_classify,
-)
-from mmtutor.data import audio, digits, scene_pairs, scenes
-from mmtutor.encoders import (
-    AudioEncoder,
-    AudioEncoderConfig,
-    BagOfWordsEncoder,
-    ConvImageEncoder,
-    ImageEncoderConfig,
-    SequenceTextEncoder,
-    TextEncoderConfig,
-)
+from mmtutor.alignment import clip_loss, clip_loss_with_negatives
 
 
 def direct_clip_loss(u: torch.Tensor, t: torch.Tensor, s: float) -> torch.Tensor:
@@ -150,229 +124,105 @@ def test_far_negatives_change_nothing_and_a_copy_of_the_caption_costs_log_2() ->
         clip_loss_with_negatives(u, t, t[:3], 1.0)
 
 
-# ----------------------------------------------------------------------- temperature, model, M(x)
+# ------------------------------------------------------------------------------- several true pairs per row
 
 
-def test_logit_scale_starts_at_one_over_0_07_and_is_clamped_at_100() -> None:
-    scale = LogitScale()
-    assert scale().item() == pytest.approx(1 / 0.07, rel=1e-5)
-    scale().backward()
-    assert scale.log_scale.grad.item() == pytest.approx(1 / 0.07, rel=1e-5)  # d exp(x)/dx = exp(x)
-    with torch.no_grad():
-        scale.log_scale.fill_(10.0)
-    assert scale().item() == pytest.approx(100.0, rel=1e-5)
-    with pytest.raises(ValueError, match="init_temperature"):
-        LogitScale(init_temperature=0.0)
+def direct_multi_positive_loss(u: torch.Tensor, t: torch.Tensor, s: float, p: torch.Tensor) -> torch.Tensor:
+    """The soft-target loss with loops: row i averages -log p(text j | image i) over its true texts j,
+    column j averages -log p(image i | text j) over its true images i; the mean of the two sides."""
+    u, t = F.normalize(u, dim=1), F.normalize(t, dim=1)
+    n = u.shape[0]
+    rows = cols = u.new_zeros(())
+    for i in range(n):
+        row = torch.stack([s * (u[i] * t[j]).sum() for j in range(t.shape[0])])
+        true = [j for j in range(t.shape[0]) if p[i, j]]
+        rows = rows - sum(row[j] - torch.logsumexp(row, 0) for j in true) / len(true)
+    for j in range(n):
+        col = torch.stack([s * (u[i] * t[j]).sum() for i in range(n)])
+        true = [i for i in range(n) if p[i, j]]
+        cols = cols - sum(col[i] - torch.logsumexp(col, 0) for i in true) / len(true)
+    return (rows + cols) / (2 * n)
 
 
-def test_multimodal_mapping_is_model_of_x_with_checks() -> None:
-    model = nn.Linear(3, 2)
-    x = torch.randn(4, 3)
-    torch.testing.assert_close(multimodal_mapping(x, model), model(x))
-    with pytest.raises(TypeError, match="callable"):
-        multimodal_mapping(x, "not a model")
-    with pytest.raises(TypeError, match="torch.Tensor"):
-        multimodal_mapping([1, 2], model)
-    with pytest.raises(ValueError, match=r"\(4, d\)"):
-        multimodal_mapping(x, lambda a: a.sum())
+def class_positives(labels: list[int]) -> torch.Tensor:
+    y = torch.tensor(labels)
+    return y[:, None] == y[None, :]  # (N, N): same class = a true pair
 
 
-def test_contrastive_model_gives_unit_vectors_and_can_freeze_the_text_tower() -> None:
-    torch.manual_seed(0)
-    text = BagOfWordsEncoder(TextEncoderConfig(vocab_size=10, out_dim=8))
-    model = ContrastiveModel(nn.Linear(5, 8), text)
-    vx, vt, s = model(torch.randn(3, 5), torch.tensor([[1, 2, 0], [3, 0, 0], [4, 5, 6]]))
-    torch.testing.assert_close(vx.norm(dim=1), torch.ones(3))
-    torch.testing.assert_close(vt.norm(dim=1), torch.ones(3))
-    assert s.item() == pytest.approx(1 / 0.07, rel=1e-5)
-    ContrastiveModel(nn.Linear(5, 8), text, train_text=False)
-    assert not any(p.requires_grad for p in text.parameters())
+@pytest.mark.parametrize("seed", [0, 1])
+def test_several_positives_match_the_direct_computation_values_and_gradients(seed: int) -> None:
+    u, t = random_pairs(n=7, d=4, seed=seed)
+    p = class_positives([0, 1, 0, 2, 1, 0, 3])
+    u1, t1 = u.clone().requires_grad_(), t.clone().requires_grad_()
+    u2, t2 = u.clone().requires_grad_(), t.clone().requires_grad_()
+    ours, ref = clip_loss(u1, t1, 3.0, positives=p), direct_multi_positive_loss(u2, t2, 3.0, p)
+    torch.testing.assert_close(ours, ref)
+    ours.backward()
+    ref.backward()
+    torch.testing.assert_close(u1.grad, u2.grad)
+    torch.testing.assert_close(t1.grad, t2.grad)
+    inputs = tuple(x.clone().requires_grad_() for x in (u, t))
+    assert torch.autograd.gradcheck(lambda a, b: clip_loss(a, b, 3.0, positives=p), inputs)
 
 
-# ----------------------------------------------------------------------------------------- metrics
+def test_the_diagonal_as_positives_is_clip_loss() -> None:
+    u, t = random_pairs(n=9, d=6)
+    torch.testing.assert_close(clip_loss(u, t, 5.0, positives=torch.eye(9, dtype=torch.bool)), clip_loss(u, t, 5.0))
+    neg, _ = random_pairs(n=9, d=6, seed=4)
+    torch.testing.assert_close(clip_loss_with_negatives(u, t, neg, 5.0, positives=torch.eye(9, dtype=torch.bool)),
+                               clip_loss_with_negatives(u, t, neg, 5.0))
 
 
-def test_recall_at_k_matches_ranking_by_topk_with_ties_to_the_smaller_index() -> None:
-    g = torch.Generator().manual_seed(0)
-    sim = torch.randint(0, 4, (30, 20), generator=g).float()  # many ties
-    targets = torch.randint(0, 20, (30,), generator=g)
-    for k in (1, 3, 20):
-        expected = sum(
-            targets[i].item() in sorted(range(20), key=lambda j, i=i: (-sim[i, j].item(), j))[:k] for i in range(30)
-        ) / 30
-        assert recall_at_k(sim, k, targets) == pytest.approx(expected)
-    with pytest.raises(ValueError, match="k must be"):
-        recall_at_k(sim, 21, targets)
+def test_soft_targets_reach_their_floor_where_every_true_pair_shares_equally() -> None:
+    labels = [0, 0, 1, 1, 2, 2]  # two images of each of three classes, each caption its class vector
+    e = torch.eye(3, dtype=torch.float64)[labels]
+    u, t = e.clone().requires_grad_(), e.clone().requires_grad_()
+    loss = clip_loss(u, t, 50.0, positives=class_positives(labels))
+    assert loss.item() == pytest.approx(math.log(2), abs=1e-9)  # the entropy of a uniform target over 2 texts
+    loss.backward()
+    assert u.grad.abs().max() < 1e-12 and t.grad.abs().max() < 1e-12  # its minimum: nothing left to change
 
 
-def test_every_vector_finds_itself_first() -> None:
-    x = torch.randn(50, 16, generator=torch.Generator().manual_seed(1))
-    report = evaluate_retrieval(x, x)
-    assert report["R@1"] == 1.0 and report["median rank"] == 1.0
-    assert recall_at_k(x @ x.T / (x.norm(dim=1)[:, None] * x.norm(dim=1)), 1) == 1.0
-    shuffled = evaluate_retrieval(x, x.flip(0))
-    assert shuffled["R@1"] < 0.1
-    assert evaluate_retrieval(x, x.flip(0), targets=torch.arange(49, -1, -1))["R@1"] == 1.0
-    ranks = target_ranks(torch.tensor([[2, 0, 1], [1, 2, 0]]), torch.tensor([0, 0]))
-    assert ranks.tolist() == [2, 3]
+def test_diagonal_targets_push_true_pairs_apart_and_soft_targets_pull_them_together() -> None:
+    labels = [0, 0, 1, 1, 2, 2, 0, 1]
+    p = class_positives(labels)
+    other_true = p & ~torch.eye(len(labels), dtype=torch.bool)  # true pairs off the diagonal
+    u, t = random_pairs(n=len(labels), d=5)
+
+    def change_of_their_cosine(**kw) -> float:  # after one small gradient step
+        uu, tt = u.clone().requires_grad_(), t.clone().requires_grad_()
+        clip_loss(uu, tt, 5.0, **kw).backward()
+        before = F.normalize(u, dim=1) @ F.normalize(t, dim=1).T
+        after = F.normalize(u - 1e-3 * uu.grad, dim=1) @ F.normalize(t - 1e-3 * tt.grad, dim=1).T
+        return (after - before)[other_true].mean().item()
+
+    assert change_of_their_cosine() < 0 < change_of_their_cosine(positives=p)
 
 
-def test_label_recall_counts_any_item_of_the_right_class() -> None:
-    gallery = torch.eye(3).repeat(2, 1)  # (6, 3), items 0..2 and 3..5 are copies
-    labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    queries = torch.eye(3)[[2, 0]]
-    assert label_recall_at_k(queries, gallery, torch.tensor([2, 0]), labels, ks=(1,)) == {"R@1": 1.0}
-    assert label_recall_at_k(queries, gallery, torch.tensor([1, 1]), labels, ks=(1, 2)) == {"R@1": 0.0, "R@2": 0.0}
+def test_a_negative_true_of_another_image_can_be_marked() -> None:
+    u, t = random_pairs(n=4, d=3)
+    neg, _ = random_pairs(n=4, d=3, seed=5)
+    wide = torch.cat([torch.eye(4, dtype=torch.bool), torch.zeros(4, 4, dtype=torch.bool)], dim=1)
+    wide[1, 4 + 2] = True  # the hard negative of caption 2 happens to be true of image 1
+    logits = 2.0 * F.normalize(u, dim=1) @ F.normalize(torch.cat([t, neg]), dim=1).T  # (4, 8)
+    q = wide.double() / wide.sum(dim=1, keepdim=True)
+    i2t = -(q * logits.log_softmax(dim=1)).sum(dim=1).mean()
+    t2i = -(logits[:, :4].T.log_softmax(dim=1).diagonal()).mean()
+    torch.testing.assert_close(clip_loss_with_negatives(u, t, neg, 2.0, positives=wide), (i2t + t2i) / 2)
 
 
-def test_prompt_ensembles_zero_shot_hard_negatives_and_the_gap() -> None:
-    g = torch.Generator().manual_seed(2)
-    emb = torch.randn(4, 3, 8, generator=g)
-    c = ensemble_prompts(emb)
-    torch.testing.assert_close(c.norm(dim=1), torch.ones(4))
-    torch.testing.assert_close(ensemble_prompts(emb[:, :1]), F.normalize(emb[:, 0], dim=1))
-    assert zero_shot_classify(3 * c, c).tolist() == [0, 1, 2, 3]
-    x = torch.randn(10, 8, generator=g)
-    assert hard_negative_accuracy(x, x, x) == 0.5
-    assert hard_negative_accuracy(x, x, -x) == 1.0
-    assert modality_gap(x, 2 * x) == pytest.approx(0.0, abs=1e-6)
-    e = torch.eye(8)[:1]
-    assert modality_gap(e, -e) == pytest.approx(2.0)
-
-
-# ----------------------------------------------------------------------------------------- encoders
-
-
-def test_bag_of_words_ignores_order_and_the_sequence_encoder_does_not() -> None:
-    torch.manual_seed(0)
-    cfg = TextEncoderConfig(vocab_size=len(scenes.VOCAB), out_dim=16)
-    ids, _ = scenes.encode(["a small red circle left of a large blue square",
-                            "a large blue square left of a small red circle"])
-    bow, seq = BagOfWordsEncoder(cfg), SequenceTextEncoder(cfg)
-    with torch.no_grad():
-        assert torch.equal(bow(ids)[0], bow(ids)[1])  # exactly, not only up to rounding
-        assert (seq(ids)[0] - seq(ids)[1]).abs().max() > 1e-4
-
-
-def test_padding_changes_no_text_embedding_and_attention_skips_it() -> None:
-    torch.manual_seed(0)
-    cfg = TextEncoderConfig(vocab_size=len(scenes.VOCAB), out_dim=16)
-    ids, _ = scenes.encode(["a small red circle"])
-    padded, _ = scenes.encode(["a small red circle"], max_len=9)
-    for encoder in (BagOfWordsEncoder(cfg), SequenceTextEncoder(cfg)):
-        with torch.no_grad():
-            torch.testing.assert_close(encoder(ids), encoder(padded))
-    _, a = SequenceTextEncoder(cfg)(padded, return_weights=True)
-    assert (a[0, 4:] == 0).all() and a[0].sum().item() == pytest.approx(1.0)
-    with pytest.raises(TypeError, match="torch.long"):
-        SequenceTextEncoder(cfg)(ids.float())
-    with pytest.raises(ValueError, match="all padding"):
-        BagOfWordsEncoder(cfg)(torch.zeros(1, 3, dtype=torch.long))
-
-
-def test_image_and_audio_encoders_check_their_inputs() -> None:
-    enc = ConvImageEncoder(ImageEncoderConfig(in_channels=1, image_size=8, widths=(16, 32), out_dim=12))
-    assert enc(torch.rand(5, 1, 8, 8)).shape == (5, 12)
-    with pytest.raises(ValueError, match=r"\(N, 1, 8, 8\)"):
-        enc(torch.rand(5, 3, 8, 8))
-    with pytest.raises(ValueError, match="divisible"):
-        ConvImageEncoder(ImageEncoderConfig(image_size=10, widths=(8, 8)))
-    a = AudioEncoder(AudioEncoderConfig(n_freq=129, out_dim=12))
-    assert a(torch.rand(4, 129, 26)).shape == (4, 12)
-    with pytest.raises(ValueError, match="129"):
-        a(torch.rand(4, 65, 26))
-
-
-# --------------------------------------------------------------------------------------------- data
-
-
-def test_digits_are_a_fixed_stratified_split_with_captions_that_name_the_digit() -> None:
-    x_train, y_train, x_test, y_test = digits.load_digit_images(seed=0)
-    assert x_train.shape[1:] == (1, 8, 8) and len(x_train) + len(x_test) == 1797
-    assert 0.0 <= x_train.min() and x_train.max() <= 1.0
-    assert (y_test.bincount() >= 52).all()
-    again = digits.load_digit_images(seed=0)
-    torch.testing.assert_close(again[0], x_train)
-    captions = digits.digit_captions(y_train[:50], seed=3)
-    assert captions == digits.digit_captions(y_train[:50], seed=3)
-    assert all(c.split()[-1] == digits.DIGIT_NAMES[y] for c, y in zip(captions, y_train[:50].tolist(), strict=True))
-    ids, lengths = digits.encode_digit_texts(captions)
-    assert ids.shape[0] == 50 and (ids[torch.arange(50), lengths - 1] >= digits.WORD_TO_ID["zero"]).all()
-    with pytest.raises(ValueError, match="unknown words"):
-        digits.encode_digit_texts(["a photo of a cat"])
-    with pytest.raises(ValueError, match="0..9"):
-        digits.digit_captions([10], seed=0)
-
-
-def test_keypad_tones_are_seeded_and_peak_at_the_key_frequencies() -> None:
-    labels = list(range(10))
-    w = audio.keypad_tones(labels, seed=0)
-    assert w.shape == (10, round(audio.SAMPLE_RATE * audio.DURATION)) and w.dtype == torch.float32
-    torch.testing.assert_close(w, audio.keypad_tones(labels, seed=0))
-    assert not torch.equal(w, audio.keypad_tones(labels, seed=1))
-    clean = audio.ToneConfig(jitter=0.0, max_twist_db=0.0, min_snr_db=80.0, max_snr_db=80.0, hum=0.0)
-    spec = audio.spectrogram(audio.keypad_tones(labels, seed=0, config=clean))  # (10, 129, frames)
-    freqs = audio.bin_frequencies()
-    for digit in labels:
-        top = freqs[spec[digit].amax(dim=1).topk(2).indices].sort().values
-        low, high = audio.key_frequencies(digit)
-        assert abs(top[0] - low) <= 16 and abs(top[1] - high) <= 16
-
-
-def test_spectrogram_is_the_magnitude_of_windowed_dfts() -> None:
-    x = torch.randn(2, 400, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    n_fft, hop = 64, 16
-    spec = audio.spectrogram(x, n_fft=n_fft, hop_length=hop)
-    padded = F.pad(x[:, None], (n_fft // 2, n_fft // 2), mode="reflect")[:, 0]
-    w = torch.hann_window(n_fft, dtype=torch.float64)
-    m = 5
-    frame = padded[:, m * hop: m * hop + n_fft] * w  # (2, n_fft)
-    direct = torch.log1p(torch.fft.rfft(frame).abs())  # (2, n_fft // 2 + 1)
-    torch.testing.assert_close(spec[:, :, m], direct)
-    with pytest.raises(ValueError, match=r"\(N, L\)"):
-        audio.spectrogram(x[0])
-
-
-def test_scenes_are_seeded_and_their_captions_and_hard_negatives_hold_or_fail() -> None:
-    s1, c1 = scenes.make_scenes(40, seed=5, min_objects=2)
-    s2, c2 = scenes.make_scenes(40, seed=5, min_objects=2)
-    assert s1 == s2 and c1 == c2
-    assert all(c.holds(s) for s, c in zip(s1, c1, strict=True))
-    rng = random.Random(0)
-    for s, c in zip(s1, c1, strict=True):
-        for kind in ("swap", "colors", "relation", "attribute"):
-            negative = scenes.hard_negative(c, s, kind, rng)
-            assert negative is None or not negative.holds(s)
-
-
-def test_sampled_scenes_follow_the_placement_rules_and_are_seeded() -> None:
-    s1, c1 = scene_pairs.sample_scenes(300, seed=4)
-    s2, c2 = scene_pairs.sample_scenes(300, seed=4)
-    assert s1 == s2 and c1 == c2
-    assert {len(s.objects) for s in s1} == {1, 2, 3}
-    for s, c in zip(s1, c1, strict=True):
-        assert c.holds(s)
-        assert all(scenes._apart(a, b) for i, a in enumerate(s.objects) for b in s.objects[i + 1:])
-        assert len({(o.thing.color, o.thing.shape) for o in s.objects}) == len(s.objects)
-        assert all(scenes.SIZES[o.thing.size] / 32 + 0.02 <= min(o.x, o.y) for o in s.objects)
-        assert all(max(o.x, o.y) <= 0.98 - scenes.SIZES[o.thing.size] / 32 for o in s.objects)
-
-
-def test_training_pairs_have_true_captions_and_false_hard_negatives() -> None:
-    pairs = scene_pairs.training_pairs(60, seed=0, captions_per_scene=3)
-    assert len(pairs.scenes) == 60 and all(len(cs) == 3 for cs in pairs.captions)
-    for s, cs, ns in zip(pairs.scenes, pairs.captions, pairs.negatives, strict=True):
-        assert all(c.holds(s) for c in cs) and not any(n.holds(s) for n in ns)
-    with pytest.raises(ValueError, match="captions_per_scene"):
-        scene_pairs.training_pairs(5, seed=0, captions_per_scene=0)
-
-
-def test_in_a_distinct_gallery_each_caption_is_true_of_its_own_scene_only() -> None:
-    gallery, captions = scene_pairs.distinct_gallery(120, seed=3)
-    assert len(gallery) == 120
-    for i, c in enumerate(captions):
-        assert [j for j, s in enumerate(gallery) if c.holds(s)] == [i]
-    idx, pos, neg = scene_pairs.hard_negative_pairs(gallery, captions, "swap", seed=0)
-    assert len(idx) == len(pos) == len(neg) > 0
-    assert all(p == captions[i] and not n.holds(gallery[i]) for i, p, n in zip(idx, pos, neg, strict=True))
-    assert sorted(neg[0].text.split()) == sorted(pos[0].text.split())  # a swap keeps the bag of words
+def test_positives_are_checked() -> None:
+    u, t = random_pairs(n=4, d=3)
+    eye = torch.eye(4, dtype=torch.bool)
+    with pytest.raises(TypeError, match="torch.bool"):
+        clip_loss(u, t, 1.0, positives=eye.float())
+    with pytest.raises(ValueError, match=r"shape \(4, 4\)"):
+        clip_loss(u, t, 1.0, positives=eye[:3])
+    no_row = eye.clone()
+    no_row[2, 2] = False
+    with pytest.raises(ValueError, match="every row"):
+        clip_loss(u, t, 1.0, positives=no_row)
+    one_column = torch.zeros(4, 4, dtype=torch.bool)
+    one_column[:, 0] = True
+    with pytest.raises(ValueError, match="every column"):
+        clip_loss(u, t, 1.0, positives=one_column)

@@ -1,6 +1,6 @@
 """The scenes generator: deterministic, captions true, hard negatives false with the same words.
 
-covers: mmtutor.data.scenes (and mmtutor.data.text.encode_words through scenes.encode)
+covers: mmtutor.data.scenes (and mmtutor.data.text.encode_words through scenes.encode), mmtutor.data.scene_pairs
 """
 
 import random
@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from mmtutor.data import scene_pairs
 from mmtutor.data.scenes import (
     COLORS,
+    SIZES,
     VOCAB,
     Caption,
     Thing,
@@ -114,3 +116,52 @@ def test_one_placement_rule_for_one_scene_and_for_arrays_of_them():
     assert together.tolist() == [bool(apart(*v)) for v in zip(dx, dy, r, r[::-1], strict=True)]
     assert 0 < together.mean() < 1
     assert apart(0.0, 0.5, 0.1, 0.1) and not apart(0.1, 0.1, 0.05, 0.05)  # far apart; too close along both axes
+
+
+# ------------------------------------------------------------------------------ scene_pairs
+
+
+def test_scenes_are_seeded_and_their_captions_and_hard_negatives_hold_or_fail() -> None:
+    s1, c1 = make_scenes(40, seed=5, min_objects=2)
+    s2, c2 = make_scenes(40, seed=5, min_objects=2)
+    assert s1 == s2 and c1 == c2
+    assert all(c.holds(s) for s, c in zip(s1, c1, strict=True))
+    rng = random.Random(0)
+    for s, c in zip(s1, c1, strict=True):
+        for kind in ("swap", "colors", "relation", "attribute"):
+            negative = hard_negative(c, s, kind, rng)
+            assert negative is None or not negative.holds(s)
+
+
+def test_sampled_scenes_follow_the_placement_rules_and_are_seeded() -> None:
+    s1, c1 = scene_pairs.sample_scenes(300, seed=4)
+    s2, c2 = scene_pairs.sample_scenes(300, seed=4)
+    assert s1 == s2 and c1 == c2
+    assert {len(s.objects) for s in s1} == {1, 2, 3}
+    for s, c in zip(s1, c1, strict=True):
+        assert c.holds(s)
+        assert all(apart(a.x - b.x, a.y - b.y, radius(a.thing.size), radius(b.thing.size))
+                   for i, a in enumerate(s.objects) for b in s.objects[i + 1:])
+        assert len({(o.thing.color, o.thing.shape) for o in s.objects}) == len(s.objects)
+        assert all(SIZES[o.thing.size] / 32 + 0.02 <= min(o.x, o.y) for o in s.objects)
+        assert all(max(o.x, o.y) <= 0.98 - SIZES[o.thing.size] / 32 for o in s.objects)
+
+
+def test_training_pairs_have_true_captions_and_false_hard_negatives() -> None:
+    pairs = scene_pairs.training_pairs(60, seed=0, captions_per_scene=3)
+    assert len(pairs.scenes) == 60 and all(len(cs) == 3 for cs in pairs.captions)
+    for s, cs, ns in zip(pairs.scenes, pairs.captions, pairs.negatives, strict=True):
+        assert all(c.holds(s) for c in cs) and not any(n.holds(s) for n in ns)
+    with pytest.raises(ValueError, match="captions_per_scene"):
+        scene_pairs.training_pairs(5, seed=0, captions_per_scene=0)
+
+
+def test_in_a_distinct_gallery_each_caption_is_true_of_its_own_scene_only() -> None:
+    gallery, captions = scene_pairs.distinct_gallery(120, seed=3)
+    assert len(gallery) == 120
+    for i, c in enumerate(captions):
+        assert [j for j, s in enumerate(gallery) if c.holds(s)] == [i]
+    idx, pos, neg = scene_pairs.hard_negative_pairs(gallery, captions, "swap", seed=0)
+    assert len(idx) == len(pos) == len(neg) > 0
+    assert all(p == captions[i] and not n.holds(gallery[i]) for i, p, n in zip(idx, pos, neg, strict=True))
+    assert sorted(neg[0].text.split()) == sorted(pos[0].text.split())  # a swap keeps the bag of words
