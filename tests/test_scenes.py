@@ -15,6 +15,8 @@ from mmtutor.data.scenes import (
     SIZES,
     VOCAB,
     Caption,
+    Scene,
+    SceneObject,
     Thing,
     apart,
     encode,
@@ -165,3 +167,33 @@ def test_in_a_distinct_gallery_each_caption_is_true_of_its_own_scene_only() -> N
     assert len(idx) == len(pos) == len(neg) > 0
     assert all(p == captions[i] and not n.holds(gallery[i]) for i, p, n in zip(idx, pos, neg, strict=True))
     assert sorted(neg[0].text.split()) == sorted(pos[0].text.split())  # a swap keeps the bag of words
+
+
+def mirrored(scene: Scene, caption: Caption) -> tuple[Scene, Caption]:
+    flip = {"left of": "right of", "right of": "left of"}
+    objects = tuple(SceneObject(o.thing, 1.0 - o.x, o.y) for o in scene.objects)
+    return Scene(objects), Caption(caption.subject, flip.get(caption.relation, caption.relation), caption.obj)
+
+
+def test_holds_matrix_agrees_with_caption_holds_also_mirrored() -> None:
+    pairs = scene_pairs.training_pairs(80, seed=6, captions_per_scene=2)
+    texts = [c for cs in pairs.captions for c in cs] + [n for ns in pairs.negatives for n in ns]
+    red, blue = Thing("circle", "red", "small"), Thing("square", "blue", "large")
+    texts += [Caption(red, "left of", red), Caption(red), Caption(blue, "above", red)]  # an object equal to the subject
+    scenes_t, captions_t = scene_pairs.scene_table(pairs.scenes), scene_pairs.caption_table(texts)
+    direct = torch.tensor([[c.holds(s) for c in texts] for s in pairs.scenes])
+    assert torch.equal(scene_pairs.holds_matrix(scenes_t, captions_t), direct)
+    assert direct.sum() > len(pairs.scenes) * 2  # each scene's own captions, and some of the others'
+    g = torch.Generator().manual_seed(0)
+    flip_s = torch.rand(len(pairs.scenes), generator=g) < 0.5
+    flip_c = torch.rand(len(texts), generator=g) < 0.5
+    expected = torch.tensor([[(mirrored(s, c)[1] if fc else c).holds(mirrored(s, c)[0] if fs else s)
+                              for c, fc in zip(texts, flip_c.tolist(), strict=True)]
+                             for s, fs in zip(pairs.scenes, flip_s.tolist(), strict=True)])
+    got = scene_pairs.holds_matrix(scene_pairs.mirror_scene_table(scenes_t, flip_s),
+                                   scene_pairs.mirror_caption_table(captions_t, flip_c))
+    assert torch.equal(got, expected)
+    with pytest.raises(ValueError, match="table"):
+        scene_pairs.mirror_scene_table(scenes_t[:, :5], flip_s)
+    with pytest.raises(TypeError, match="Caption"):
+        scene_pairs.caption_table(["a small red circle"])

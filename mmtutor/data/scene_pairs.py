@@ -10,7 +10,10 @@
   no other, so "did the search return *the* right image" has one answer. In a plain random gallery
   it often has several: of 500 random two- or three-object scenes, a caption is true of about two of
   them on average (two objects and a relation are not rare), and recall@1 could not reach 1;
-* :func:`hard_negative_pairs`: for each held-out scene, its caption and one hard negative of a kind.
+* :func:`hard_negative_pairs`: for each held-out scene, its caption and one hard negative of a kind;
+* :func:`holds_matrix` (with :func:`scene_table`, :func:`caption_table` and their mirror images): which captions
+  are true of which scenes, for a whole batch at once, as tensors: the several true pairs of a batch
+  (:func:`mmtutor.alignment.clip_loss` with ``positives``) and of a gallery.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from .._checks import positive_int
+from .._checks import bool_mask, has_shape, instance, positive_int
 from .scenes import (
     COLORS,
+    MARGIN,
+    RELATIONS,
     SHAPES,
     SIZES,
     Caption,
@@ -169,3 +175,68 @@ def hard_negative_pairs(scenes: Sequence[Scene], captions: Sequence[Caption], ki
             positives.append(c)
             negatives.append(negative)
     return indices, positives, negatives
+
+
+# ------------------------------------------------------------------- which captions hold, as tensors
+
+THINGS: tuple[Thing, ...] = tuple(Thing(shape, color, size) for color in COLORS for shape in SHAPES for size in SIZES)
+_THING_ID: dict[Thing, int] = {thing: i for i, thing in enumerate(THINGS)}
+_MIRROR = torch.tensor([RELATIONS.index("right of"), RELATIONS.index("left of"), RELATIONS.index("above"),
+                        RELATIONS.index("below")])  # relation id -> its mirror image's id
+
+
+def scene_table(scenes: Sequence[Scene]) -> torch.Tensor:
+    """Scenes as a tensor ``(N, len(THINGS), 3)`` float64: for each thing of :data:`THINGS`, ``[present, x, y]``
+    (zeros where absent). Anything but scenes raises ``TypeError``."""
+    table = torch.zeros(len(scenes), len(THINGS), 3, dtype=torch.float64)
+    for i, scene in enumerate(scenes):
+        for o in instance("scenes[i]", scene, Scene).objects:
+            table[i, _THING_ID[o.thing]] = torch.tensor([1.0, o.x, o.y], dtype=torch.float64)
+    return table
+
+
+def caption_table(captions: Sequence[Caption]) -> torch.Tensor:
+    """Captions as a tensor ``(M, 3)`` long: ``[subject, relation, object]``, things as indices into
+    :data:`THINGS`, the relation as an index into ``RELATIONS``; ``-1`` for the relation and object of a
+    one-thing caption. Anything but captions raises ``TypeError``."""
+    rows = [(_THING_ID[c.subject], -1, -1) if instance("captions[j]", c, Caption).relation is None
+            else (_THING_ID[c.subject], RELATIONS.index(c.relation), _THING_ID[c.obj]) for c in captions]
+    return torch.tensor(rows, dtype=torch.long).reshape(len(rows), 3)
+
+
+def mirror_scene_table(table: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """The scenes with ``where (N,)`` True mirrored left to right (``x -> 1 - x``), as ``image.flip(-1)`` mirrors
+    their pictures; a table or mask of the wrong shape raises ``ValueError`` / ``TypeError``."""
+    has_shape("table", table, "(N, K, 3)", K=len(THINGS))
+    flip = bool_mask("where", where, table.device)[:, None]  # (N, 1)
+    x = torch.where(flip, 1.0 - table[..., 1], table[..., 1])  # (N, K)
+    return torch.stack([table[..., 0], x, table[..., 2]], dim=-1)
+
+
+def mirror_caption_table(table: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """The captions with ``where (M,)`` True mirrored: "left of" and "right of" exchanged; a table or mask of the
+    wrong shape raises ``ValueError`` / ``TypeError``."""
+    has_shape("table", table, "(M, 3)")
+    flip = bool_mask("where", where, table.device)
+    relation = table[:, 1]
+    mirrored = torch.where(relation >= 0, _MIRROR.to(table.device)[relation.clamp(min=0)], relation)
+    return torch.stack([table[:, 0], torch.where(flip, mirrored, relation), table[:, 2]], dim=1)
+
+
+def holds_matrix(scenes: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
+    r"""``(N, M)`` bool: entry ``(i, j)`` says whether caption ``j`` is true of scene ``i``, as
+    :meth:`~mmtutor.data.scenes.Caption.holds` decides, for tables made by :func:`scene_table` and
+    :func:`caption_table`. The subject must be present and, for a relation, the object too, another thing, with
+    the relation's gap above ``MARGIN`` (left of: $x_b - x_a$; right of: $x_a - x_b$; above: $y_b - y_a$;
+    below: $y_a - y_b$). Tables of the wrong shape raise ``ValueError``.
+    """
+    has_shape("scenes", scenes, "(N, K, 3)", K=len(THINGS))
+    has_shape("captions", captions, "(M, 3)")
+    subject, relation, obj = captions.to(scenes.device).unbind(dim=1)  # (M,) each
+    a = scenes[:, subject]  # (N, M, 3): [present, x, y] of each caption's subject in each scene
+    b = scenes[:, obj.clamp(min=0)]  # (N, M, 3): the object's (any thing, for one-thing captions)
+    gx, gy = b[..., 1] - a[..., 1], b[..., 2] - a[..., 2]  # (N, M)
+    gaps = torch.stack([gx, -gx, gy, -gy], dim=-1)  # (N, M, 4): the gap of each relation, in RELATIONS' order
+    gap = gaps.gather(-1, relation.clamp(min=0).expand(len(scenes), -1)[..., None])[..., 0]  # (N, M)
+    related = (b[..., 0] > 0) & (obj != subject) & (gap > MARGIN)
+    return (a[..., 0] > 0) & ((relation < 0) | related)
