@@ -33,6 +33,16 @@ CONVERSATIONS = [[{"role": "user", "content": "What is the capital of France?"}]
                   {"role": "user", "content": "How are you?"}]]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One CPU thread for this module: on a shared CPU, threads waiting for each other at every small matrix
+    product make the 30-layer forward passes several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ----------------------------------------------------------------------------- SmolLM2
 @pytest.fixture(scope="module")
 def smol():
