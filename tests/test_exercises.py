@@ -199,6 +199,8 @@ def test_check_function_is_not_fooled_by_in_place_changes():
         return x
 
     _failure(check_function, "Exercise 5", sneaky, lambda x: x.clone(), lambda g: (torch.randn(3, generator=g) + 5,))
+    # a reference that changes its inputs in place does not change what the learner's function sees
+    check_function("Exercise 5", lambda x: x * 2, lambda x: x.mul_(2), lambda g: (torch.randn(3, generator=g),))
 
 
 def test_each_check_recognises_its_typical_mistakes():
