@@ -197,3 +197,11 @@ def test_holds_matrix_agrees_with_caption_holds_also_mirrored() -> None:
         scene_pairs.mirror_scene_table(scenes_t[:, :5], flip_s)
     with pytest.raises(TypeError, match="Caption"):
         scene_pairs.caption_table(["a small red circle"])
+
+
+def test_render_batch_is_render_of_each_scene_to_the_bit() -> None:
+    scenes, _ = make_scenes(60, seed=2)
+    sampled, _ = scene_pairs.sample_scenes(200, seed=8)
+    for batch, size in ((scenes, 32), (sampled, 32), (sampled[:7], 16)):
+        assert torch.equal(render_batch(batch, size), torch.stack([render(s, size) for s in batch]))
+    assert render_batch([]).shape == (0, 3, 32, 32)

@@ -246,10 +246,34 @@ def render(scene: Scene, size: int = 32) -> torch.Tensor:
 
 
 def render_batch(scenes: Sequence[Scene], size: int = 32) -> torch.Tensor:
-    """Images of many scenes: ``(N, 3, size, size)``."""
-    if len(scenes) == 0:
-        return torch.empty(0, 3, size, size)
-    return torch.stack([render(scene, size) for scene in scenes])
+    """Images of many scenes: ``(N, 3, size, size)``, equal to stacking :func:`render` of each, computed for all
+    scenes at once (one object slot at a time, in the order of the objects, as :func:`render` paints them);
+    ``size`` must be an int >= 8 pixels."""
+    positive_int("size", size, minimum=8)
+    n, slots = len(scenes), max((len(s.objects) for s in scenes), default=0)
+    images = torch.full((n, 3, size, size), BACKGROUND)
+    centres = torch.arange(size, dtype=torch.float32) + 0.5
+    py, px = torch.meshgrid(centres, centres, indexing="ij")  # (S, S) pixel centres
+    shape_ids = {shape: k for k, shape in enumerate(SHAPES)}
+    for j in range(slots):  # the j-th object of every scene that has one
+        rows = [i for i, s in enumerate(scenes) if len(s.objects) > j]
+        objects = [scenes[i].objects[j] for i in rows]
+        # The scalars render() combines in Python (float64), rounded to float32 as torch rounds a Python number.
+        r = [SIZES[o.thing.size] * size / 32 for o in objects]
+        cx = torch.tensor([o.x * size for o in objects]).float()[:, None, None]  # (m, 1, 1)
+        cy = torch.tensor([o.y * size for o in objects]).float()[:, None, None]
+        r2, r_sq, r_tri = (torch.tensor(v).float()[:, None, None] for v in
+                           ([x**2 for x in r], [x * 0.886 for x in r], [0.8 * x for x in r]))
+        r32 = torch.tensor(r).float()[:, None, None]
+        dx, dy = px - cx, py - cy  # (m, S, S)
+        kind = torch.tensor([shape_ids[o.thing.shape] for o in objects])[:, None, None]
+        inside = torch.where(kind == shape_ids["circle"], dx**2 + dy**2 <= r2,
+                             torch.where(kind == shape_ids["square"], torch.maximum(dx.abs(), dy.abs()) <= r_sq,
+                                         (dy <= r_tri) & (dx.abs() <= (dy + r32) / 1.8)))  # (m, S, S)
+        colour = torch.tensor([COLORS[o.thing.color] for o in objects])[:, :, None, None]  # (m, 3, 1, 1)
+        idx = torch.tensor(rows, dtype=torch.long)
+        images[idx] = torch.where(inside[:, None], colour, images[idx])
+    return images
 
 
 def encode(texts: Sequence[str], max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
