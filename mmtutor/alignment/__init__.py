@@ -5,9 +5,9 @@ matching pairs together and pushes the others apart, so that chapter 6's cosine 
 from sentences, digits from prompts, and (through text as a hub) images from sounds.
 
 * :func:`multimodal_mapping`: the original write-up's ``M(x) = model(x)``, with its inputs checked;
-* :func:`clip_loss`: the symmetric InfoNCE loss of CLIP (Radford et al., 2021), with soft targets when a row has
-  several true pairs (``positives``); :func:`clip_loss_with_negatives` adds the batch's hard negative captions
-  to the image-to-text side (NegCLIP);
+* :func:`clip_loss`: the symmetric InfoNCE loss of CLIP (Radford et al., 2021); ``positives`` leaves the other
+  true pairs of a batch out of the negatives; :func:`clip_loss_with_negatives` adds the batch's hard negative
+  captions to the image-to-text side (NegCLIP);
 * :class:`LogitScale`: the learnable temperature, stored as a log and clamped after each optimiser step as CLIP
   does (:func:`clamp_after_each_step`); :func:`param_groups`: weight decay on the weight matrices only;
 * :class:`ContrastiveModel`: two towers and a temperature;

@@ -1,8 +1,8 @@
-r"""CLIP's symmetric contrastive loss, its hard-negative variant (NegCLIP), and several true pairs per row.
+r"""CLIP's symmetric contrastive loss, its hard-negative variant (NegCLIP), and batches with several true pairs.
 
 The loss of one batch of ``N`` pairs is a classification twice over: each image must pick its text among the
-batch's ``N`` texts, each text its image. The targets are the diagonal (``arange(N)``) unless ``positives``
-says which other pairs are true as well.
+batch's ``N`` texts, each text its image. The answer is the diagonal (``arange(N)``); ``positives`` says which
+other pairs are true as well, so that they are not counted as wrong answers.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import torch.nn.functional as F
 from . import _inputs
 
 
-def _soft_targets(mask: torch.Tensor) -> torch.Tensor:
-    """Each row of a bool mask as a distribution: uniform over its True entries. ``(R, C) -> (R, C)`` float."""
-    m = mask.float()
-    return m / m.sum(dim=1, keepdim=True)
+def _other_true_pairs(mask: torch.Tensor) -> torch.Tensor:
+    """The true pairs off the diagonal of a bool ``(N, M)`` mask, ``M >= N``: the entries to leave out."""
+    n = mask.shape[0]
+    if not bool(mask[:, :n].diagonal().all()):
+        raise ValueError("positives must be True on the diagonal: pair i (image i, text i) is always true")
+    return mask & ~torch.eye(n, mask.shape[1], dtype=torch.bool, device=mask.device)
 
 
 def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor | float, *,
@@ -31,24 +33,24 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torc
     "which image is mine?". ``logit_scale`` is ``s = 1 / temperature`` (the multiplier, not its log).
     Random embeddings give about ``log N``; with all logits equal it is exactly ``log N``.
 
-    **Several true pairs.** With the diagonal as the only target, a text that is *also* true of image
-    ``j != i`` (two captions that say the same, two images of the same digit) is pushed away from image ``j``.
-    ``positives (N, N)`` bool, ``P_ij`` = text ``j`` is true of image ``i`` (the diagonal and any others), turns
-    each row and each column into a soft target, uniform over its true pairs:
+    **Several true pairs.** With the diagonal as the only answer, a text that is *also* true of image ``j != i``
+    (a caption that fits two scenes, two captions of the same digit) counts as a wrong answer for image ``j``
+    and is pushed away from it. ``positives (N, N)`` bool, ``P_ij`` = text ``j`` is true of image ``i`` (the
+    diagonal and any others), leaves the other true pairs out of the negatives of their row and of their
+    column ("false negative elimination", Huynh et al., 2022):
 
-    $$q_{ij} = \frac{P_{ij}}{\sum_{j'} P_{ij'}},\qquad
-      \mathcal L = \frac{1}{2}\Big[\frac1N\sum_i \sum_j -q_{ij} \log \mathrm{softmax}_j(L_{i\cdot})
-      + \frac1N\sum_j \sum_i -q'_{ji} \log \mathrm{softmax}_i(L_{\cdot j})\Big],$$
+    $$\mathcal L = \frac{1}{2}\Big[\frac1N\sum_i -\log \frac{e^{L_{ii}}}{e^{L_{ii}} + \sum_{j:\ \neg P_{ij}}
+      e^{L_{ij}}} + \frac1N\sum_j -\log \frac{e^{L_{jj}}}{e^{L_{jj}} + \sum_{i:\ \neg P_{ij}} e^{L_{ij}}}\Big]$$
 
-    $q'$ the same for the columns of ``P``. That is the cross-entropy against the true conditional distribution
-    when every true pair is equally likely, the supervised contrastive loss of Khosla et al. (2020, its
-    ``L_out`` form) and UniCL (Yang et al., 2022); with ``P = I`` it is CLIP's loss. Its minimum is no longer 0
-    but the entropy of the targets, $\frac12[\frac1N\sum_i \log n_i + \frac1N\sum_j \log m_j]$ ($n_i$, $m_j$ the
-    true pairs of row $i$, column $j$), reached when the true pairs share the probability equally.
+    A true pair is then neither pushed apart nor pulled together; the loss can still reach 0, and with
+    ``P = I`` it is CLIP's. (The other common remedy, soft targets spread over every true pair as in SupCon,
+    Khosla et al., 2020, or UniCL, Yang et al., 2022, also *pulls* all true pairs together: right when every
+    true caption means the same, as the captions of one class do; for captions that say different true
+    things about a scene, it pulls "a small red circle" towards every image that has one.)
 
     ``image_emb (N, d)``, ``text_emb (N, d)``: float; a different ``N`` or ``d``, a ``logit_scale`` that is not a
-    positive finite scalar, or ``positives`` that is not a bool ``(N, N)`` mask with a True in every row and
-    column, raise ``TypeError`` / ``ValueError``.
+    positive finite scalar, or ``positives`` that is not a bool ``(N, N)`` mask with a True on its diagonal,
+    raise ``TypeError`` / ``ValueError``.
     """
     _inputs.pair(image_emb, text_emb, ("image_emb", "text_emb"))
     if image_emb.shape[0] != text_emb.shape[0]:
@@ -59,11 +61,12 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torc
     u = F.normalize(image_emb, dim=-1)  # (N, d)
     t = F.normalize(text_emb, dim=-1)  # (N, d)
     logits = s * u @ t.T  # (N, N), row i: image i against every text
+    labels = torch.arange(n, device=u.device)
     if positives is None:
-        labels = torch.arange(n, device=u.device)
         return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
-    p = _inputs.positives(positives, n, n, u.device)
-    return 0.5 * (F.cross_entropy(logits, _soft_targets(p)) + F.cross_entropy(logits.T, _soft_targets(p.T)))
+    other = _other_true_pairs(_inputs.positives(positives, n, n, u.device))  # (N, N), left out
+    logits = logits.masked_fill(other, float("-inf"))
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
 def clip_loss_with_negatives(image_emb: torch.Tensor, text_emb: torch.Tensor, negative_text_emb: torch.Tensor,
@@ -82,9 +85,9 @@ def clip_loss_with_negatives(image_emb: torch.Tensor, text_emb: torch.Tensor, ne
     tests it) and the other images' negatives (near-copies of *their* captions, mostly easy for it). The
     negatives have no image of their own, so they do not appear on the text-to-image side (Yuksekgonul et al.,
     2023). ``positives``: as in :func:`clip_loss`, ``(N, N)`` for the captions (the negatives then count as
-    false for every image) or ``(N, 2N)`` to mark a negative that happens to be true of another image; the
-    text-to-image side uses its first ``N`` columns. Raises as :func:`clip_loss`, also when the number of
-    negatives is not ``N``.
+    false for every image) or ``(N, 2N)`` to mark also a negative that happens to be true of another image
+    (left out of that image's row); the text-to-image side uses the first ``N`` columns. Raises as
+    :func:`clip_loss`, also when the number of negatives is not ``N``.
     """
     _inputs.pair(image_emb, text_emb, ("image_emb", "text_emb"))
     _inputs.pair(image_emb, negative_text_emb, ("image_emb", "negative_text_emb"))
@@ -96,13 +99,11 @@ def clip_loss_with_negatives(image_emb: torch.Tensor, text_emb: torch.Tensor, ne
     u = F.normalize(image_emb, dim=-1)  # (N, d)
     t = F.normalize(torch.cat([text_emb, negative_text_emb]), dim=-1)  # (2N, d)
     logits = s * u @ t.T  # (N, 2N)
+    labels = torch.arange(n, device=u.device)
     if positives is None:
-        labels = torch.arange(n, device=u.device)
         return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits[:, :n].T, labels))
-    wide = positives.shape[-1] == 2 * n if isinstance(positives, torch.Tensor) and positives.ndim == 2 else False
+    wide = isinstance(positives, torch.Tensor) and positives.ndim == 2 and positives.shape[1] == 2 * n
     p = _inputs.positives(positives, n, 2 * n if wide else n, u.device, every_column=n)
-    if not wide:
-        p = torch.cat([p, torch.zeros_like(p)], dim=1)  # (N, 2N): no negative is true of any image
-    i2t = F.cross_entropy(logits, _soft_targets(p))  # rows over all 2N texts
-    t2i = F.cross_entropy(logits[:, :n].T, _soft_targets(p[:, :n].T))  # columns: the N captions only
-    return 0.5 * (i2t + t2i)
+    other = _other_true_pairs(p if wide else torch.cat([p, torch.zeros_like(p)], dim=1))  # (N, 2N), left out
+    logits = logits.masked_fill(other, float("-inf"))
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits[:, :n].T, labels))
