@@ -14,8 +14,6 @@ item at rank ``i + 1`` of query ``q`` is relevant. Relevance is looked up from t
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -147,8 +145,3 @@ def _check_values(values: object, name: str = "values") -> Tensor:
         raise ValueError(f"{name} contains inf or NaN")
     return v
 
-
-def binomial_se(p: float, n: int) -> float:
-    r"""Standard error of an accuracy ``p`` measured on ``n`` items: $\sqrt{p (1 - p) / n}$."""
-    number("p", p, 0.0, 1.0)
-    return math.sqrt(p * (1 - p) / positive_int("n", n))

@@ -5,8 +5,9 @@ are trained so that a reader's next click has the largest cosine among the items
 and in-batch negatives (Covington et al. 2016; Yi et al. 2019). Recommending is then chapter 6's search:
 the top-$k$ items for $\vec u$, minus what the reader has already seen.
 
-* :class:`UserTower`: $\vec u = \mathrm{MLP}\big(\frac{1}{|H|}\sum_{j \in H} [E_j;\ P c_j]\big)$ over the history $H$;
 * :class:`ItemTower`: $\vec v_i = F_i + Q c_i$: a learned vector per item plus a projection of its content;
+* :class:`UserTower`: $\vec u = \frac{1}{|H|}\sum_{j \in H} \vec v_j$ over the history $H$, through the item tower;
+* :func:`sampled_softmax_loss`: one side of CLIP's loss, with the sampling-bias (log q) correction of Yi et al.;
 * :func:`history_pairs`: (history without one click, that click) for every click, the training pairs;
 * :func:`pad_histories`, :func:`seen_matrix`, :func:`content_profiles`, :func:`popularity`: the inputs and baselines;
 * :func:`top_unseen`, :func:`recommend`: the top-$k$ unseen items by a score matrix or by search;
@@ -90,50 +91,14 @@ def history_pairs(histories: Sequence[Sequence[int]], n_items: int, max_len: int
     return pad_histories(rest, n_items, max_len), torch.tensor(target, dtype=torch.long)
 
 
-class UserTower(nn.Module):
-    r"""$\vec u = W_2\, \mathrm{ReLU}(W_1 \bar h + b_1) + b_2$ with $\bar h$ the mean over the clicked items of
-    $[E_j;\ P c_j]$: a learned vector per item and, if ``content`` is given, a projection of its features.
-
-    ``forward(history (B, L))`` with ``PAD = -1`` after the real items -> ``(B, d)``.
-    """
-
-    def __init__(self, n_items: int, d: int = 32, content: Tensor | None = None, hidden: int = 64) -> None:
-        super().__init__()
-        self.n_items, d, hidden = positive_int("n_items", n_items), positive_int("d", d), positive_int("hidden", hidden)
-        self.E = nn.Embedding(n_items + 1, d, padding_idx=n_items)  # row n_items: the padding, kept at zero
-        width = d
-        if content is not None:
-            float_tensor("content", content, "(N, C)", N=n_items)
-            self.register_buffer("content", torch.cat([content, content.new_zeros(1, content.shape[1])]))  # (N+1, C)
-            self.P = nn.Linear(content.shape[1], d, bias=False)
-            width += d
-        else:
-            self.content, self.P = None, None
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, d))
-
-    def forward(self, history: Tensor) -> Tensor:
-        if not isinstance(history, Tensor) or history.dtype != torch.long or history.ndim != 2:
-            raise TypeError(f"history must be a long tensor (B, L) of item ids, got "
-                            f"{getattr(history, 'dtype', type(history).__name__)}")
-        real = history != PAD  # (B, L)
-        if not bool(real.any(1).all()):
-            raise ValueError("every history needs at least one item")
-        ids = torch.where(real, history, self.n_items)  # padding -> the zero row
-        x = self.E(ids)  # (B, L, d)
-        if self.P is not None:
-            x = torch.cat([x, self.P(self.content[ids])], dim=-1)  # (B, L, 2d)
-        mean = x.sum(1) / real.sum(1, keepdim=True)  # (B, width); padding rows are zero
-        return self.mlp(mean)  # (B, d)
-
-
 class ItemTower(nn.Module):
     r"""$\vec v_i = F_i + Q c_i$: a learned vector per item, plus a projection of its content features if given.
     ``forward(items (B,))`` -> ``(B, d)``."""
 
     def __init__(self, n_items: int, d: int = 32, content: Tensor | None = None) -> None:
         super().__init__()
-        self.n_items = positive_int("n_items", n_items)
-        self.F = nn.Embedding(n_items, positive_int("d", d))
+        self.n_items, self.d = positive_int("n_items", n_items), positive_int("d", d)
+        self.F = nn.Embedding(n_items, d)
         if content is not None:
             float_tensor("content", content, "(N, C)", N=n_items)
             self.register_buffer("content", content.clone())
@@ -146,6 +111,60 @@ class ItemTower(nn.Module):
             raise TypeError(f"items must be a long tensor (B,) of item ids, got {getattr(items, 'dtype', items)}")
         v = self.F(items)  # (B, d)
         return v if self.Q is None else v + self.Q(self.content[items])
+
+
+class UserTower(nn.Module):
+    r"""A reader is the mean of the items they clicked, seen through the item tower:
+    $\vec u = \frac{1}{|H|}\sum_{j \in H} \vec v_j$, then (if ``hidden``) plus a small MLP of it, a residual.
+
+    Sharing the item tower (YouTube's recommender feeds the average of the watched videos' embeddings to its user
+    network, Covington et al. 2016) means a click teaches both towers at once: with a few thousand clicks a user
+    tower of its own would mostly memorise. ``forward(history (B, L))``, ``PAD = -1`` after the real items
+    -> ``(B, d)``.
+    """
+
+    def __init__(self, items: ItemTower, hidden: int = 0) -> None:
+        super().__init__()
+        if not isinstance(items, ItemTower):
+            raise TypeError(f"items must be the ItemTower to share, got {type(items).__name__}")
+        self.items = items
+        d = items.d
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, d)) if hidden else None
+
+    def forward(self, history: Tensor) -> Tensor:
+        if not isinstance(history, Tensor) or history.dtype != torch.long or history.ndim != 2:
+            raise TypeError(f"history must be a long tensor (B, L) of item ids, got "
+                            f"{getattr(history, 'dtype', type(history).__name__)}")
+        real = history != PAD  # (B, L)
+        if not bool(real.any(1).all()):
+            raise ValueError("every history needs at least one item")
+        v = self.items(history.clamp(min=0).reshape(-1)).reshape(*history.shape, -1)  # (B, L, d)
+        mean = (v * real.unsqueeze(-1)).sum(1) / real.sum(1, keepdim=True)  # (B, d), padding left out
+        return mean if self.mlp is None else mean + self.mlp(mean)
+
+
+def sampled_softmax_loss(user_emb: Tensor, item_emb: Tensor, logit_scale: Tensor | float,
+                         log_q: Tensor | None = None) -> Tensor:
+    r"""In-batch softmax over the batch's items, with Yi et al.'s (2019) sampling-bias correction if ``log_q``:
+
+    $$L_{bj} = s\,\hat u_b \cdot \hat v_j - \log q_j, \qquad \mathcal L = \mathrm{CE}(L, \mathrm{diag})$$
+
+    Row ``b`` asks "which of the batch's items did reader ``b`` click?". Without ``log_q`` this is the first half of
+    CLIP's loss (:func:`mmtutor.alignment.clip_loss` averages it with the transposed question). The other items of
+    a batch are its negatives, and an item appears in batches in proportion to its popularity $q_j$, so popular
+    items are pushed down more often than rare ones and the scores learn $\log p(j \mid u) - \log q_j$, how much
+    *more* than average the reader likes it. Subtracting $\log q_j$ from the logits makes the softmax's
+    shortfall the model's to explain, so $s\,\hat u \cdot \hat v$ learns $\log p(j \mid u)$ itself.
+    ``user_emb (B, d)``, ``item_emb (B, d)`` (pair ``b`` is row ``b`` of both), ``log_q (B,)`` of the batch's items.
+    """
+    u, v = float_tensor("user_emb", user_emb, "(B, d)"), float_tensor("item_emb", item_emb, "(B, d)")
+    if u.shape != v.shape:
+        raise ValueError(f"user_emb and item_emb must pair row by row, got {tuple(u.shape)} and {tuple(v.shape)}")
+    logits = logit_scale * F.normalize(u, dim=1) @ F.normalize(v, dim=1).T  # (B, B)
+    if log_q is not None:
+        float_tensor("log_q", log_q, "(B,)", B=u.shape[0])
+        logits = logits - log_q.to(logits.dtype)[None, :]  # column j: the j-th item of the batch
+    return F.cross_entropy(logits, torch.arange(len(u), device=u.device))
 
 
 def top_unseen(scores: Tensor, seen: Tensor, k: int) -> Tensor:
