@@ -36,7 +36,8 @@ def _numpy(x: torch.Tensor | np.ndarray | Sequence[float]) -> np.ndarray:
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
-    return ax if ax is not None else plt.figure(figsize=figsize).gca()
+    # a figure of its own is laid out tightly when drawn, so that no label falls off its edge
+    return ax if ax is not None else plt.figure(figsize=figsize, layout="tight").gca()
 
 
 def pca(x: torch.Tensor, k: int = 2) -> torch.Tensor:

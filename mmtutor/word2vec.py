@@ -120,25 +120,33 @@ def most_similar(E: torch.Tensor, vocab: Sequence[str], query: str | torch.Tenso
         q = float_tensor("the query vector", query, "(D,)", D=E.shape[1])
     if not 1 <= k <= E.shape[0]:
         raise ValueError(f"k must lie in [1, {E.shape[0]}], got {k}")
-    scores = F.normalize(E.float(), dim=1) @ F.normalize(q.float().to(E.device), dim=0)  # (V,) cosines
+    return _nearest(F.normalize(E.float(), dim=1), vocab, stoi, q, k, exclude)
+
+
+def _nearest(unit: torch.Tensor, vocab: Sequence[str], stoi: Mapping[str, int], q: torch.Tensor, k: int,
+             exclude: Sequence[str]) -> list[tuple[str, float]]:
+    """The ``k`` rows of the unit-length table ``unit (V, D)`` nearest to ``q (D,)`` by cosine, ``exclude`` left out."""
+    scores = unit @ F.normalize(q.float().to(unit.device), dim=0)  # (V,) cosines
     banned = [stoi[w] for w in exclude if w in stoi]
     scores[banned] = -math.inf
-    top = scores.topk(min(k, E.shape[0] - len(set(banned))))
+    top = scores.topk(min(k, unit.shape[0] - len(set(banned))))
     return [(vocab[i], round(s, 4)) for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
 
 
 def analogy(E: torch.Tensor, vocab: Sequence[str], a: str, b: str, c: str, k: int = 1) -> list[tuple[str, float]]:
     r"""Answer "``a`` is to ``b`` as ``c`` is to ?" with the words nearest to $\hat b - \hat a + \hat c$
     (3CosAdd, on unit vectors), leaving out ``a``, ``b`` and ``c`` themselves: ``man, king, woman -> queen``.
-    A word the vocabulary lacks raises ``KeyError``."""
+    A word the vocabulary lacks raises ``KeyError``; ``vocab`` and ``k`` are checked as in :func:`most_similar`."""
     float_tensor("E", E, "(V, D)")
     stoi = _index(vocab)
     missing = [w for w in (a, b, c) if w not in stoi]
     if missing:
         raise KeyError(f"not in the vocabulary: {missing}")
-    unit = F.normalize(E.float(), dim=1)
+    if isinstance(vocab, Mapping | str) or len(vocab) != E.shape[0] or not 1 <= k <= E.shape[0]:
+        return most_similar(E, vocab, E[stoi[c]], k)  # raises the error most_similar raises for these
+    unit = F.normalize(E.float(), dim=1)  # (V, D), computed once
     target = unit[stoi[b]] - unit[stoi[a]] + unit[stoi[c]]  # (D,)
-    return most_similar(E, vocab, target, k, exclude=(a, b, c))
+    return _nearest(unit, vocab, stoi, target, k, (a, b, c))
 
 
 def rank(x: torch.Tensor) -> torch.Tensor:

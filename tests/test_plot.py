@@ -151,3 +151,9 @@ def test_heatmap_annotations_are_legible_at_page_width():
     plot_heatmap(m, words, words, ax=ax, annotate=True, title="cosine similarity")
     fig.tight_layout()
     assert layout_problems(fig) == []
+
+
+def test_a_plot_on_its_own_figure_keeps_its_labels_inside():
+    for ax in (plot_loss([3.0, 2.0, 1.0]), plot_heatmap(torch.eye(3), ["a", "b", "c"], ["x", "y", "z"]),
+               plot_points_2d(torch.randn(4, 2, generator=torch.Generator().manual_seed(0)), labels=list("abcd"))):
+        assert layout_problems(ax.figure) == []
