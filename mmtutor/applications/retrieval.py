@@ -86,7 +86,9 @@ def bm25_term_weight(tf: Tensor, df: Tensor, n_docs: int, doc_len: Tensor, avg_l
 class BM25:
     r"""A BM25 index over tokenised documents: :meth:`scores` of a query is $\sum_{t \in q} w_{t,d}$ for every $d$.
 
-    Each occurrence of a term in the query counts once (a query term repeated twice counts twice).
+    :meth:`__init__` computes every weight $w_{t,d}$ once, a matrix ``weights (N, V)`` over the documents'
+    vocabulary, so a query is one matrix product with its term counts. Each occurrence of a term in the query
+    counts once (a term repeated twice counts twice); words no document has score 0.
     ``idf="atire"`` uses $\ln(N / \mathrm{df})$ instead of Lucene's idf, as gensim's ``AtireBM25Model``.
     """
 
@@ -95,36 +97,46 @@ class BM25:
         self.k1, self.b = number("k1", k1, 0.0), number("b", b, 0.0, 1.0)
         if idf not in ("lucene", "atire"):
             raise ValueError(f"idf must be 'lucene' or 'atire', got {idf!r}")
-        self.idf_kind = idf
+        self.index: dict[str, int] = {t: j for j, t in enumerate(sorted({t for d in docs for t in d}))}
         self.n_docs = len(docs)
-        self.doc_len = torch.tensor([len(d) for d in docs], dtype=torch.float64)  # (N,)
+        tf = torch.zeros(self.n_docs, len(self.index), dtype=torch.float64)  # (N, V) term counts
+        for i, d in enumerate(docs):
+            for t, c in Counter(d).items():
+                tf[i, self.index[t]] = c
+        df = (tf > 0).sum(0).double()  # (V,)
+        self.doc_len = tf.sum(1)  # (N,) tokens per document
         self.avg_len = self.doc_len.mean().item()
-        self.tf: list[Counter[str]] = [Counter(d) for d in docs]
-        self.df: Counter[str] = Counter(t for d in docs for t in set(d))
+        if idf == "lucene":
+            self.weights = bm25_term_weight(tf, df, self.n_docs, self.doc_len[:, None], self.avg_len, self.k1, self.b)
+        else:  # the same saturation, ATIRE's idf
+            length = 1 - self.b + self.b * self.doc_len[:, None] / self.avg_len
+            self.weights = torch.log(self.n_docs / df) * tf * (self.k1 + 1) / (tf + self.k1 * length)
+
+    def _counts(self, queries: Sequence[Sequence[str]]) -> Tensor:
+        q = torch.zeros(len(queries), len(self.index), dtype=torch.float64)  # (Q, V)
+        for i, query in enumerate(queries):
+            if isinstance(query, str):
+                raise TypeError("each query must be a list of tokens; call tokenize(text) first")
+            for t in query:
+                if t in self.index:
+                    q[i, self.index[t]] += 1
+        return q
 
     def term_weights(self, term: str) -> Tensor:
         """``(N,)``: the weight of ``term`` in every document (0 where it does not occur)."""
-        if self.df[term] == 0:
+        if term not in self.index:
             return torch.zeros(self.n_docs, dtype=torch.float64)
-        tf = torch.tensor([c[term] for c in self.tf], dtype=torch.float64)  # (N,)
-        df = torch.tensor(float(self.df[term]), dtype=torch.float64)
-        if self.idf_kind == "lucene":
-            return bm25_term_weight(tf, df, self.n_docs, self.doc_len, self.avg_len, self.k1, self.b)
-        saturation = tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * self.doc_len / self.avg_len))
-        return math.log(self.n_docs / self.df[term]) * saturation
+        return self.weights[:, self.index[term]]
 
     def scores(self, query: Sequence[str]) -> Tensor:
         """``(N,)`` float64: the BM25 score of every document for ``query`` (a list of tokens)."""
         if isinstance(query, str):
             raise TypeError("query must be a list of tokens; call tokenize(text) first")
-        total = torch.zeros(self.n_docs, dtype=torch.float64)
-        for term in query:
-            total += self.term_weights(term)
-        return total
+        return self.score_matrix([query])[0]
 
     def score_matrix(self, queries: Sequence[Sequence[str]]) -> Tensor:
-        """``(Q, N)``: :meth:`scores` of every query."""
-        return torch.stack([self.scores(q) for q in _check_docs(queries, "queries")])
+        """``(Q, N)``: :meth:`scores` of every query, one matrix product."""
+        return self._counts(_check_docs(queries, "queries")) @ self.weights.T
 
 
 def mean_word_vectors(docs: Sequence[Sequence[str]], E: Tensor, stoi: Mapping[str, int]) -> tuple[Tensor, Tensor]:
