@@ -24,6 +24,7 @@ leading dimensions (``"(..., T_q, d_k)"``). A number in it (``"(1, B, H)"``) and
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -77,8 +78,21 @@ def instance(name: str, value: object, cls: type | tuple[type, ...], what: str |
     return value
 
 
-def _dims(shape: str) -> list[str]:
-    return [d.strip() for d in shape.strip("() ").split(",") if d.strip()]
+@functools.cache  # shape strings are literals in the code: parse each once (hot in generation)
+def _dims(shape: str) -> tuple[str, ...]:
+    return tuple(d.strip() for d in shape.strip("() ").split(",") if d.strip())
+
+
+def _broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+    """NumPy's broadcasting rule in plain Python (``torch.broadcast_shapes`` costs more than the maths it guards
+    in a decoding step): the broadcast shape, or ``None`` when the shapes do not broadcast."""
+    out = []
+    for i in range(1, max(map(len, shapes), default=0) + 1):
+        sizes = {s[-i] for s in shapes if len(s) >= i} - {1}
+        if len(sizes) > 1:
+            return None
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(reversed(out))
 
 
 def _rank(shape: str) -> int:
@@ -88,7 +102,7 @@ def _rank(shape: str) -> int:
 def has_shape(name: str, x: Tensor, shape: str, **sizes: int) -> Tensor:
     """``x`` (any tensor) must have the rank of ``shape`` and the sizes given by name."""
     dims = _dims(shape)
-    leading = dims[:1] == ["..."]
+    leading = dims[:1] == ("...",)
     fixed = dims[1:] if leading else dims
     unknown = set(sizes) - set(fixed)
     if unknown:  # a mistake of the caller, not of the data
@@ -188,21 +202,17 @@ def bool_mask(name: str, mask: object, device: torch.device) -> Tensor:
 
 def broadcasts_to(name: str, x: Tensor, shape: tuple[int, ...], target: str = "shape") -> Tensor:
     """``x`` must broadcast to ``shape`` without growing it (a mask over a score matrix, say)."""
-    try:
-        fits = torch.broadcast_shapes(x.shape, shape) == tuple(shape)
-    except RuntimeError:
-        fits = False
-    if not fits:
+    if _broadcast_shape(tuple(x.shape), tuple(shape)) != tuple(shape):
         raise ValueError(f"{name} of shape {tuple(x.shape)} does not broadcast to {target} {tuple(shape)}")
     return x
 
 
 def broadcast(what: str, *shapes: tuple[int, ...]) -> torch.Size:
     """The ``shapes`` must broadcast together; returns their broadcast shape."""
-    try:
-        return torch.broadcast_shapes(*shapes)
-    except RuntimeError as err:
-        raise ValueError(f"{what} do not broadcast: {', '.join(str(tuple(s)) for s in shapes)}") from err
+    out = _broadcast_shape(*(tuple(s) for s in shapes))
+    if out is None:
+        raise ValueError(f"{what} do not broadcast: {', '.join(str(tuple(s)) for s in shapes)}")
+    return torch.Size(out)
 
 
 def like(name: str, x: Tensor, ref: Tensor, ref_name: str = "the weights") -> Tensor:

@@ -118,3 +118,22 @@ def test_masks_broadcasting_and_devices():
         same_dtype_and_device("q, k", x, w)
     with pytest.raises(ValueError, match="q, k must be on one device, got cpu, meta"):
         same_dtype_and_device("q, k", x, x.to("meta"))
+
+
+def test_broadcast_rule_equals_torchs():
+    # the pure-Python rule behind broadcasts_to and broadcast, on every pair and triple of small shapes
+    import random
+
+    from mmtutor._checks import _broadcast_shape
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        shapes = [tuple(rng.choice([0, 1, 2, 3]) for _ in range(rng.randint(0, 4))) for _ in range(rng.randint(1, 3))]
+        try:
+            expected = tuple(torch.broadcast_shapes(*shapes))
+        except RuntimeError:
+            expected = None
+        assert _broadcast_shape(*shapes) == expected, shapes
+    assert broadcast("a and b", (2, 1), (1, 3)) == torch.Size([2, 3])
+    with pytest.raises(ValueError, match=r"do not broadcast: \(2,\), \(3,\)"):
+        broadcast("a and b", (2,), (3,))

@@ -5,22 +5,22 @@ Three steps turn the file into our model:
 1. read and dequantise every tensor (:mod:`mmtutor.pretrained.gguf_io`);
 2. map llama.cpp's names onto ours (which are transformers' names without the ``model.`` prefix):
 
-   ======================  ==================================  =========================================
-   GGUF (llama.cpp)        ours (:class:`Llama`)               transformers ``LlamaForCausalLM``
-   ======================  ==================================  =========================================
-   ``token_embd``          ``embed_tokens``                    ``model.embed_tokens``
-   ``blk.i.attn_norm``     ``layers.i.input_layernorm``        ``model.layers.i.input_layernorm``
-   ``blk.i.attn_q``        ``layers.i.self_attn.q_proj``       ``model.layers.i.self_attn.q_proj``
-   ``blk.i.attn_k``        ``layers.i.self_attn.k_proj``       (likewise)
-   ``blk.i.attn_v``        ``layers.i.self_attn.v_proj``
-   ``blk.i.attn_output``   ``layers.i.self_attn.o_proj``
-   ``blk.i.ffn_norm``      ``layers.i.post_attention_layernorm``
-   ``blk.i.ffn_gate``      ``layers.i.mlp.gate_proj``
-   ``blk.i.ffn_up``        ``layers.i.mlp.up_proj``
-   ``blk.i.ffn_down``      ``layers.i.mlp.down_proj``
-   ``output_norm``         ``norm``                            ``model.norm``
-   (absent: tied)          ``lm_head`` = ``embed_tokens``      ``lm_head``
-   ======================  ==================================  =========================================
+   =====================  =====================================  ===================================
+   GGUF (llama.cpp)       ours (:class:`Llama`)                  transformers ``LlamaForCausalLM``
+   =====================  =====================================  ===================================
+   ``token_embd``         ``embed_tokens``                       ``model.embed_tokens``
+   ``blk.i.attn_norm``    ``layers.i.input_layernorm``           ``model.layers.i.input_layernorm``
+   ``blk.i.attn_q``       ``layers.i.self_attn.q_proj``          ``model.layers.i.self_attn.q_proj``
+   ``blk.i.attn_k``       ``layers.i.self_attn.k_proj``          (likewise)
+   ``blk.i.attn_v``       ``layers.i.self_attn.v_proj``
+   ``blk.i.attn_output``  ``layers.i.self_attn.o_proj``
+   ``blk.i.ffn_norm``     ``layers.i.post_attention_layernorm``
+   ``blk.i.ffn_gate``     ``layers.i.mlp.gate_proj``
+   ``blk.i.ffn_up``       ``layers.i.mlp.up_proj``
+   ``blk.i.ffn_down``     ``layers.i.mlp.down_proj``
+   ``output_norm``        ``norm``                               ``model.norm``
+   (absent: tied)         ``lm_head`` = ``embed_tokens``         ``lm_head``
+   =====================  =====================================  ===================================
 
 3. undo the row permutation of the query and key weights (:func:`unpermute_rope`). Meta's original Llama
    code rotates *adjacent* pairs $(x_{2i}, x_{2i+1})$; transformers rotates $(x_i, x_{i+d/2})$. The

@@ -10,8 +10,9 @@ tokens such as ``<|im_start|>``) and ``tokenizer.chat_template`` (a Jinja templa
 3. write each piece as bytes, each byte as the id of its one-byte token, and merge pairs in rank order with
    :func:`mmtutor.tokenizer.apply_merges`, chapter 4's BPE.
 
-Tokens are spelled in GPT-2's byte alphabet (:func:`bytes_to_unicode`: printable bytes stand for
-themselves, the others are shifted to unused code points, so a space is ``"Ġ"`` and a newline ``"Ċ"``).
+Tokens are spelled in GPT-2's byte alphabet (chapter 4's :func:`mmtutor.tokenizer.bytes_to_unicode`:
+printable bytes stand for themselves, the others are shifted to unused code points, so a space is ``"Ġ"`` and a
+newline ``"Ċ"``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import functools
 
 import regex
 
-from ..tokenizer import apply_merges
+from ..tokenizer import apply_merges, bytes_to_unicode
 from .gguf_io import GGUFFile
 
 # GPT-2's pre-tokenisation pattern (as in the tokenizers library's ByteLevel pre-tokenizer), after the digits
@@ -28,20 +29,6 @@ GPT2_PATTERN = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\
 DIGIT_SPLIT = regex.compile(r"\p{N}|[^\p{N}]+")
 DIGIT = regex.compile(r"\p{N}")
 CONTROL = 3  # tokenizer.ggml.token_type of special tokens
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte alphabet: byte ``b`` -> one printable character (``b`` itself where printable)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) \
-        + list(range(ord("®"), ord("ÿ") + 1))
-    chars, shift = {}, 0
-    for b in range(256):
-        if b in printable:
-            chars[b] = chr(b)
-        else:
-            chars[b] = chr(256 + shift)
-            shift += 1
-    return chars
 
 
 def pre_tokenize(text: str) -> list[str]:
