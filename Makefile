@@ -4,6 +4,7 @@
 #   make test     unit tests, every notebook under nbval, the book build and its browser check
 #   make lab      JupyterLab on the introduction notebook
 #   make student  student copies of the notebooks (solutions replaced by stubs) in student/
+#   make slides   offline reveal.js lecture decks in slides/, from the book build's executed notebooks
 #   make clean    remove built files (make distclean also removes .venv)
 
 PYTHON ?= python3
@@ -14,7 +15,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: help setup book test lab student clean distclean lint
 
 help:
-	@sed -n '2,8p' Makefile | sed 's/^# //'
+	@sed -n '2,/^$$/p' Makefile | sed 's/^# //'
 
 setup: $(STAMP)
 
@@ -39,11 +40,17 @@ student: $(STAMP)
 	$(BIN)/python -m mmtutor.student notebooks student
 	@echo "student copies written to student/ (git ignores it); open them with: $(BIN)/jupyter lab student"
 
+# slides: reuses the executed notebooks of the book build; runs `make book` first if they are missing or stale
+.PHONY: slides
+slides: $(STAMP)
+	@$(BIN)/python -m mmtutor.slides --check || $(MAKE) book
+	$(BIN)/python -m mmtutor.slides
+
 lint: $(STAMP)
 	$(BIN)/ruff check mmtutor tests benchmarks book/build.py
 
 clean:
-	rm -rf book/_build student .pytest_cache .ruff_cache mmtutor.egg-info
+	rm -rf book/_build student slides .pytest_cache .ruff_cache mmtutor.egg-info
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean
