@@ -2,9 +2,9 @@
 
 * ``tokenize``: lower-case words (letters and inner apostrophes), nothing else.
 * ``Vocabulary``: id <-> word maps with a minimum count and an unknown token at id 0.
-* ``load_lee_corpus``, ``load_word_pairs``: gensim's Lee background corpus (about 58,000 words of
-  news) and the WordSim-353 / SimLex-999 human similarity judgements, read from the files gensim
-  installs (``gensim.test.utils.datapath``); nothing is downloaded.
+* ``load_lee_corpus``, ``load_word_pairs``: gensim's Lee background corpus (300 news articles, 59,576 tokens as
+  ``tokenize`` counts them) and the WordSim-353 / SimLex-999 human similarity judgements, read from the files
+  gensim installs (``gensim.test.utils.datapath``); nothing is downloaded.
 * ``encode_words``: texts to padded ids in a small fixed vocabulary (the scenes' and the digits' captions).
 
 The generated corpus of known word kinds lives in :mod:`mmtutor.data.kinds`.
@@ -117,7 +117,8 @@ def _datapath(name: str) -> str:
 
 
 def load_lee_corpus() -> list[list[str]]:
-    """gensim's Lee background corpus: 300 news documents (one per line), tokenised, about 58,000 words."""
+    """gensim's Lee background corpus: 300 news documents (one per line), each tokenised with :func:`tokenize`
+    (59,576 tokens in all; ``tests/test_embedding.py`` checks the count)."""
     with open(_datapath("lee_background.cor"), encoding="utf-8") as f:
         return [tokens for line in f if (tokens := tokenize(line))]
 
