@@ -6,12 +6,17 @@
 Data: unit vectors from ``clustered_vectors`` (10,000 Gaussian clusters, spread 0.6), queries
 drawn from the same distribution. Every timing is repeated ``--repeats`` times with ours and
 faiss interleaved (so a busy machine slows both alike), and the median is reported. Both sides
-use the same number of threads (``--threads``, default: torch's). Recall@10 is measured against
+use the same number of threads (``--threads``, default: torch's), except on macOS, where the OpenMP
+guard (``mmtutor._openmp``) keeps faiss on one. Recall@10 is measured against
 our exact search, which the table first checks against faiss ``IndexFlatIP``.
 
 Rows: ``plain``: ``q @ X.T`` then ``torch.topk`` (100 queries at a time, else the score matrix
 would need 4 GB); ``exact``: ``topk_search`` vs ``IndexFlatIP``; ``ivf nprobe=p``: ``IVFIndex``
 vs ``IndexIVFFlat`` with the same centroids count and probes (each trains its own k-means).
+
+First, the matrix-product rates behind the exact search (chapter 6's "under the hood"): NumPy's BLAS,
+which ``topk_search`` calls on its tiles, against torch's, on one tile (1,024 rows x 256 queries, one
+thread, as each of ``topk_search``'s threads computes it) and on one large product (all threads).
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ import argparse
 import statistics
 import time
 
-import faiss
 import numpy as np
 import torch
+from threadpoolctl import threadpool_info, threadpool_limits
 
+from mmtutor._openmp import import_faiss
 from mmtutor.similarity import IVFIndex, clustered_vectors, neighbour_recall, normalize, topk_search
 
 
@@ -49,6 +55,25 @@ def interleaved(ours, theirs, repeats: int) -> tuple[float, float, object, objec
     return statistics.median(t_ours), statistics.median(t_theirs), out_ours, out_theirs
 
 
+def blas_rates(x: np.ndarray, q: np.ndarray, repeats: int) -> list[tuple[str, float, float]]:
+    """GFLOP/s of NumPy's and torch's matrix products on a tile (one thread) and on a large product."""
+    rows = []
+    for name, a, b, threads in [("tile 1024 x 256, 1 thread", x[:1024], q[:256], 1),
+                                (f"{min(len(x), 100_000):,} x {len(q):,}, all threads", x[:100_000], q, None)]:
+        flops = 2 * a.shape[0] * b.shape[0] * a.shape[1]
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        inner = max(1, int(2e9 // flops))  # a few GFLOP per timing, so that small products are timed reliably
+        previous = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        with threadpool_limits(limits=threads, user_api="blas"):
+            t_np = median_time(lambda a=a, b=b, n=inner: [a @ b.T for _ in range(n)], repeats)[0] / inner
+            t_torch = median_time(lambda a=ta, b=tb, n=inner: [a @ b.T for _ in range(n)], repeats)[0] / inner
+        torch.set_num_threads(previous)
+        rows.append((name, flops / t_np / 1e9, flops / t_torch / 1e9))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000, help="database vectors")
@@ -61,17 +86,29 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    faiss.omp_set_num_threads(args.threads)
+    faiss = import_faiss()  # guarded: torch and faiss each bring an OpenMP runtime (mmtutor/_openmp.py)
+    if faiss is None:
+        raise SystemExit("faiss is not installed: nothing to compare with")
+    if faiss.omp_get_max_threads() > 1:  # the guard keeps faiss on one thread where the runtimes clash (macOS)
+        faiss.omp_set_num_threads(args.threads)
     n, d, k = args.n, args.dim, args.k
 
     t0 = time.perf_counter()
     data = normalize(clustered_vectors(n + args.queries, d, n_clusters=10_000, spread=0.6, seed=0))
     x, q = data[:n], data[n:].clone()  # x is a view: no second copy of the database
     x_np, q_np = x.numpy(), q.numpy()
-    print(f"data: {n:,} x {d} float32 ({x_np.nbytes / 2**20:.0f} MiB), {args.queries:,} queries, k={k}, "
-          f"{args.threads} threads, made in {time.perf_counter() - t0:.1f} s")
+    print(f"data: {n:,} x {d} float32 ({x_np.nbytes / 2**20:.0f} MiB), {args.queries:,} queries, k={k}, threads: "
+          f"torch {torch.get_num_threads()}, faiss {faiss.omp_get_max_threads()}; "
+          f"made in {time.perf_counter() - t0:.1f} s")
     print(f"torch {torch.__version__}, numpy {np.__version__}, faiss {faiss.__version__}; "
           f"medians of {args.repeats} interleaved runs\n")
+    blas = ", ".join(sorted({f"{i['internal_api']} {i.get('version') or ''}".strip() for i in threadpool_info()
+                             if i["user_api"] == "blas" and "numpy" in i["filepath"]})) or "unknown"
+    torch_blas = "MKL" if torch.backends.mkl.is_available() else "not MKL"
+    print(f"matrix products, GFLOP/s (NumPy's BLAS: {blas}; torch's: {torch_blas})")
+    for name, g_np, g_torch in blas_rates(x_np, q_np, args.repeats):
+        print(f"  {name:<34} NumPy {g_np:7.1f}   torch {g_torch:7.1f}   NumPy / torch {g_np / g_torch:.2f}")
+    print()
     rows = []  # (method, ours s, faiss s, recall ours, recall faiss)
 
     # ---- exact search

@@ -5,6 +5,7 @@ covers: mmtutor.ann (cluster, ivf, lsh, pq, _index) and the parts of mmtutor._se
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -50,6 +51,18 @@ def test_kmeans_finds_separated_blobs():
     assert torch.cdist(centers, c).min(1).values.max() < 0.1
     cs = kmeans(x, 4, n_iter=10)  # spherical: unit centroids
     torch.testing.assert_close(cs.norm(dim=1), torch.ones(4))
+
+
+def test_kmeans_means_equal_a_plain_loop_and_keep_torchs_threads():
+    # the centroid update sums each cluster's points on one torch thread; the thread count is restored after
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(300, 5, generator=g)
+    threads = torch.get_num_threads()
+    c = kmeans(x, 6, n_iter=1, spherical=False, seed=3)
+    assert torch.get_num_threads() == threads
+    start = x[np.random.default_rng(3).choice(300, 6, replace=False)]  # the start kmeans draws with this seed
+    z = torch.cdist(x, start).argmin(1)
+    torch.testing.assert_close(c, torch.stack([x[z == j].mean(0) for j in range(6)]))
 
 
 def test_ivf_recall_and_sanity(clustered):
