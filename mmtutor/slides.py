@@ -185,9 +185,15 @@ def _main(argv: list[str] | None = None) -> int:
         print(f"executed copies missing or stale: {', '.join(stale)}" if stale else "executed copies up to date")
         return 1 if stale else 0
     start = time.perf_counter()
-    for deck in build_decks():
+    try:
+        decks = build_decks()
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        return 1
+    for deck in decks:
         nb = nbformat.read(EXECUTED / deck.name.replace(".slides.html", ".ipynb"), as_version=4)
-        print(f"wrote {deck.relative_to(ROOT)}  ({count_slides(nb)} slides, {deck.stat().st_size / 1e6:.1f} MB)")
+        print(f"wrote {deck.relative_to(ROOT)}: {count_slides(nb)} slides, {count_slides(nb, vertical=True)} with "
+              f"the subslides, {deck.stat().st_size / 1e6:.1f} MB")
     print(f"{time.perf_counter() - start:.1f} s; open file://{SLIDES / chapter_notebooks()[0].stem}.slides.html "
           "(s: speaker notes, esc: overview)")
     return 0

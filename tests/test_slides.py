@@ -1,6 +1,7 @@
-"""`make slides`: every chapter carries slide metadata for a lecture-length deck, and the decks built from the
-executed notebooks work in a room without network: opened in headless Chromium with the network unavailable,
-reveal.js starts with the slides the metadata asks for, MathJax typesets the math, the plots are shown.
+"""`make slides`: every chapter carries slide metadata for a lecture-length deck that does not project the
+solutions, and the decks built from the executed notebooks work in a room without network: opened in headless
+Chromium with the network unavailable, reveal.js starts with the slides the metadata asks for, MathJax typesets
+the math, the plots are shown.
 
 A small notebook (an equation, a plot, a subslide, notes, a skipped cell, a fragment) is executed here, so the
 deck machinery is tested without the book; the chapter decks are built and checked too when the book build's
@@ -31,6 +32,7 @@ from mmtutor.slides import (
     slide_types,
     stale_chapters,
 )
+from mmtutor.student import SOLUTION_TAG
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = chapter_notebooks()
@@ -52,6 +54,14 @@ def test_every_cell_has_a_slide_type(path):
 def test_deck_has_a_lecture_length(path):
     n = count_slides(nbformat.read(path, as_version=4))
     assert MIN_SLIDES <= n <= MAX_SLIDES, f"{path.name}: {n} slides ('slide' cells), not {MIN_SLIDES} to {MAX_SLIDES}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_solutions_are_not_on_the_slides(path):
+    nb = nbformat.read(path, as_version=4)
+    shown = [i for i, (cell, kind) in enumerate(zip(nb.cells, slide_types(nb), strict=True))
+             if SOLUTION_TAG in cell.metadata.get("tags", []) and kind not in (None, "skip")]
+    assert not shown, f"{path.name}: solution cells {shown} would be projected (give them slide_type 'skip')"
 
 
 # --- one small deck, built from a notebook executed here ----------------------------------------------------------
