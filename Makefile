@@ -5,6 +5,7 @@
 #   make lab      JupyterLab on the introduction notebook
 #   make student  student copies of the notebooks (solutions replaced by stubs) in student/
 #   make slides   offline reveal.js lecture decks in slides/, from the book build's executed notebooks
+#   make grade SUBMISSIONS=dir   grade a class (one folder per student): dir/grades.csv, dir/summary.html
 #   make clean    remove built files (make distclean also removes .venv)
 
 PYTHON ?= python3
@@ -45,6 +46,12 @@ student: $(STAMP)
 slides: $(STAMP)
 	@$(BIN)/python -m mmtutor.slides --check || $(MAKE) book
 	$(BIN)/python -m mmtutor.slides
+
+# grade: each student's notebooks against the original checks, fresh kernel, per-cell timeout, no network
+.PHONY: grade
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir (one sub-folder of notebooks per student)"; exit 2; }
+	$(BIN)/python -m mmtutor.grade "$(SUBMISSIONS)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check mmtutor tests benchmarks book/build.py
