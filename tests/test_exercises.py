@@ -309,7 +309,7 @@ NEGATIVE = "the answer is negative: a length never is"
 
 @exercise(1, tests="the norm of each row", wrong_answers={"returns the squared norm": NEGATIVE},
           answers=lambda: [7.25])
-def exercise_1(answer) -> None:
+def check_norm(answer) -> None:
     """Exercise 1: the norm of a row.
 
     More words."""
@@ -317,20 +317,20 @@ def exercise_1(answer) -> None:
 
 
 @exercise(2, tests="a count", answers=(15,))
-def exercise_2(answer) -> None:
+def check_count(answer) -> None:
     check("Exercise 2", answer, 15)
 
 
 def test_the_registry_lists_a_chapters_exercises():
     infos = exercises_of(sys.modules[__name__])
-    assert [(i.number, i.function, i.tests) for i in infos] == [(1, "exercise_1", "the norm of each row"),
-                                                                 (2, "exercise_2", "a count")]
+    assert [(i.number, i.function, i.tests) for i in infos] == [(1, "check_norm", "the norm of each row"),
+                                                                 (2, "check_count", "a count")]
     assert infos[0].wrong_answers == {"returns the squared norm": NEGATIVE}
     assert infos[0].summary == "Exercise 1: the norm of a row." and infos[1].summary == ""
     assert infos[0].expected_values() == [7.25] and infos[1].expected_values() == [15]
-    assert "Tests: the norm of each row" in exercise_1.__doc__ and NEGATIVE in exercise_1.__doc__
-    assert "More words." in exercise_1.__doc__
-    assert str(_failure(exercise_1, -7.25)).startswith(f"FAIL Exercise 1: {NEGATIVE}")  # the message is printed
+    assert "Tests: the norm of each row" in check_norm.__doc__ and NEGATIVE in check_norm.__doc__
+    assert "More words." in check_norm.__doc__
+    assert str(_failure(check_norm, -7.25)).startswith(f"FAIL Exercise 1: {NEGATIVE}")  # the message is printed
 
 
 def test_the_registry_refuses_bad_declarations():

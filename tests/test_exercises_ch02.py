@@ -19,25 +19,25 @@ def _fresh_attempts():
 
 
 def test_exercise_1_counts(capsys):
-    ch02.exercise_1(4 * (32 * 16 + 32 * 32) + 8 * 32, 32 * 16 + 32 * 32 + 64.0)
+    ch02.check_lstm_parameter_count(4 * (32 * 16 + 32 * 32) + 8 * 32, 32 * 16 + 32 * 32 + 64.0)
     assert capsys.readouterr().out.count("PASS Exercise 1") == 2
     with pytest.raises(ExerciseFailed, match="two, bias_ih and bias_hh") as failure:
-        ch02.exercise_1(4 * (32 * 48 + 32), 1600)
+        ch02.check_lstm_parameter_count(4 * (32 * 48 + 32), 1600)
     assert "6400" not in str(failure.value)
     with pytest.raises(ExerciseFailed, match="no gates"):
-        ch02.exercise_1(6400, 6400)
+        ch02.check_lstm_parameter_count(6400, 6400)
 
 
 def test_exercise_2_predictions(capsys):
     f0, f5 = 0.5, 1 / (1 + torch.exp(torch.tensor(-5.0, dtype=torch.float64)).item())
-    ch02.exercise_2(f0 ** 20, f5 ** 20, 104)
-    ch02.exercise_2(f0 ** 20, f5 ** 20, 103)  # within one step
+    ch02.check_cell_memory(f0 ** 20, f5 ** 20, 104)
+    ch02.check_cell_memory(f0 ** 20, f5 ** 20, 103)  # within one step
     assert capsys.readouterr().out.count("PASS") == 6
     assert ch02.half_life(5.0) == 104 and abs(ch02.kept(5.0, 20) - f5 ** 20) < 1e-12
     with pytest.raises(ExerciseFailed, match="one step keeps"):
-        ch02.exercise_2(f0, f5 ** 20, 104)
+        ch02.check_cell_memory(f0, f5 ** 20, 104)
     with pytest.raises(ExerciseFailed, match="never 0"):
-        ch02.exercise_2(0.0, f5 ** 20, 104)
+        ch02.check_cell_memory(0.0, f5 ** 20, 104)
 
 
 def _gru(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -48,13 +48,13 @@ def _gru(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
 
 
 def test_exercise_3_gru(capsys):
-    ch02.exercise_3(_gru)
-    ch02.exercise_3(ch02._gru_variant())  # the base of the wrong variants is the right cell
+    ch02.check_gru_step(_gru)
+    ch02.check_gru_step(ch02._gru_variant())  # the base of the wrong variants is the right cell
     assert capsys.readouterr().out.count("PASS Exercise 3") == 2
     for variant, message in (({"reset_before": True}, "before the product"), ({"swap_update": True}, r"\(1 - z\)"),
                              ({"swap_order": True}, "order r, z, n")):
         with pytest.raises(ExerciseFailed, match=message):
-            ch02.exercise_3(ch02._gru_variant(**variant))
+            ch02.check_gru_step(ch02._gru_variant(**variant))
 
 
 def test_exercise_4_reverse_model_and_prediction(monkeypatch, capsys):
@@ -62,28 +62,28 @@ def test_exercise_4_reverse_model_and_prediction(monkeypatch, capsys):
     ids = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]])
     assert reverse(ids, torch.tensor([3, 2])).tolist() == [[7, 6, 5, 0], [9, 8, 0, 0]]
     with pytest.raises(ExerciseFailed, match="padding included"):
-        ch02.exercise_4(lambda i, lengths: i.flip(1), ..., ...)
+        ch02.check_backwards_lstm(lambda i, lengths: i.flip(1), ..., ...)
     model = SentenceClassifier(encoder="lstm")
     monkeypatch.setattr(ch02, "_backwards_accuracy", lambda m: 0.97)
-    ch02.exercise_4(reverse, model, True)
+    ch02.check_backwards_lstm(reverse, model, True)
     assert capsys.readouterr().out.count("PASS Exercise 4") == 3
     with pytest.raises(ExerciseFailed, match="Exercise 4 \\(prediction\\)"):
-        ch02.exercise_4(reverse, model, False)
+        ch02.check_backwards_lstm(reverse, model, False)
     monkeypatch.setattr(ch02, "_backwards_accuracy", lambda m: 0.5)
     with pytest.raises(ExerciseFailed, match="at least 90%"):
-        ch02.exercise_4(reverse, model, False)
+        ch02.check_backwards_lstm(reverse, model, False)
     with pytest.raises(ExerciseFailed, match="encoder='lstm'"):
-        ch02.exercise_4(reverse, SentenceClassifier(encoder="mean"), True)
+        ch02.check_backwards_lstm(reverse, SentenceClassifier(encoder="mean"), True)
 
 
 def test_stubs_say_todo(capsys):
     def stub(*args):
         raise NotImplementedError("Exercise 3")
 
-    ch02.exercise_1(..., ...)
-    ch02.exercise_2(..., ..., ...)
-    ch02.exercise_3(stub)
-    ch02.exercise_4(stub, ..., ...)
+    ch02.check_lstm_parameter_count(..., ...)
+    ch02.check_cell_memory(..., ..., ...)
+    ch02.check_gru_step(stub)
+    ch02.check_backwards_lstm(stub, ..., ...)
     out = capsys.readouterr().out
     assert out.count("TODO Exercise") == 2 + 3 + 1 + 3 and "PASS" not in out
 

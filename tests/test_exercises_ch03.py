@@ -32,30 +32,30 @@ def test_exercise_1_by_hand(capsys):
     s = torch.tensor([1.0, 0.0, -1.0]) / math.sqrt(2)
     weights = s.exp() / s.exp().sum()
     output = weights @ ch03.V
-    ch03.exercise_1(weights, output)
+    ch03.check_attention_by_hand(weights, output)
     assert capsys.readouterr().out.count("PASS Exercise 1") == 2
     with pytest.raises(ExerciseFailed, match="divide each score by sqrt") as failure:
-        ch03.exercise_1(torch.softmax(s * math.sqrt(2), 0), output)
+        ch03.check_attention_by_hand(torch.softmax(s * math.sqrt(2), 0), output)
     assert f"{weights[0].item():.3f}" not in str(failure.value)
     with pytest.raises(ExerciseFailed, match="averaged the keys"):
-        ch03.exercise_1(weights, weights @ ch03.K)
+        ch03.check_attention_by_hand(weights, weights @ ch03.K)
     with pytest.raises(ExerciseFailed, match="should be a torch.Tensor"):
-        ch03.exercise_1(weights.tolist(), output)
+        ch03.check_attention_by_hand(weights.tolist(), output)
 
 
 def test_exercise_2_prediction(monkeypatch, capsys):
     model = _transformer("sinusoidal")
     monkeypatch.setattr(ch03, "_no_positions_accuracy", lambda m: 0.5)
     monkeypatch.setattr(ch03, "_held_out_accuracy", lambda m: 0.99)
-    ch03.exercise_2(0.49, model)
+    ch03.check_no_positions_prediction(0.49, model)
     assert "PASS Exercise 2" in capsys.readouterr().out
     for wrong, message in ((0.99, "with its positions"), (0.0, "cannot be wrong on both"), (50, "between 0 and 1")):
         with pytest.raises(ExerciseFailed, match=message):
-            ch03.exercise_2(wrong, model)
+            ch03.check_no_positions_prediction(wrong, model)
     with pytest.raises(ExerciseFailed, match="trained Transformer with positions"):
-        ch03.exercise_2(0.5, SentenceClassifier())
+        ch03.check_no_positions_prediction(0.5, SentenceClassifier())
     with pytest.raises(ExerciseFailed, match="trained Transformer with positions"):
-        ch03.exercise_2(0.5, _transformer("none"))
+        ch03.check_no_positions_prediction(0.5, _transformer("none"))
 
 
 def test_without_positions_is_exactly_at_chance_on_same_bag_pairs():
@@ -68,21 +68,21 @@ def test_without_positions_is_exactly_at_chance_on_same_bag_pairs():
 def test_exercise_3_learned_positions(monkeypatch, capsys):
     learned = _transformer("learned")
     monkeypatch.setattr(ch03, "_held_out_accuracy", lambda m: 0.95)
-    ch03.exercise_3(learned, [0.7] * 164)
+    ch03.check_learned_positions(learned, [0.7] * 164)
     assert "PASS Exercise 3" in capsys.readouterr().out
     with pytest.raises(ExerciseFailed, match="at most 164 steps"):
-        ch03.exercise_3(learned, [0.7] * 328)
+        ch03.check_learned_positions(learned, [0.7] * 328)
     with pytest.raises(ExerciseFailed, match="positions='learned'"):
-        ch03.exercise_3(_transformer("sinusoidal"), [0.7] * 164)
+        ch03.check_learned_positions(_transformer("sinusoidal"), [0.7] * 164)
     monkeypatch.setattr(ch03, "_held_out_accuracy", lambda m: 0.5)
     with pytest.raises(ExerciseFailed, match="at least 90%"):
-        ch03.exercise_3(learned, [0.7] * 164)
+        ch03.check_learned_positions(learned, [0.7] * 164)
 
 
 def test_stubs_say_todo(capsys):
-    ch03.exercise_1(..., ...)
-    ch03.exercise_2(..., _transformer("sinusoidal"))
-    ch03.exercise_3(..., ...)
-    ch03.exercise_3(_transformer("learned"), ...)
+    ch03.check_attention_by_hand(..., ...)
+    ch03.check_no_positions_prediction(..., _transformer("sinusoidal"))
+    ch03.check_learned_positions(..., ...)
+    ch03.check_learned_positions(_transformer("learned"), ...)
     out = capsys.readouterr().out
     assert out.count("TODO Exercise") == 2 + 1 + 1 + 1 and "PASS" not in out

@@ -32,13 +32,14 @@ equals the wrong function's on the failing input), ``(message, detector)`` for :
 (``detector(answer)`` is true).
 
 **Chapter modules.** ``mmtutor/exercises/chNN.py`` holds chapter NN's checks, references, probes and properties
-(never the notebook); the notebook's check cell is one line, ``ch02.exercise_1(forget_gate)``. Each check is a
-public function registered with :func:`exercise`::
+(never the notebook); the notebook's check cell is one line, ``ch02.check_gru_step(gru_step)``. Each check is a
+public function registered with :func:`exercise`, named ``check_<what>`` for what it checks (a name no other module
+defines, as the architecture rule asks; ``exercise_N`` in every chapter would break it)::
 
     @exercise(1, tests="the L2 norm of each row, from elementwise operations",
               wrong_answers={"forgets the square root": SQUARED},
               answers=lambda: [...])  # literal values a value-type exercise expects, for the leak test
-    def exercise_1(l2_norm) -> None:
+    def check_l2_norm(l2_norm) -> None:
         r\"\"\"Exercise 1: ``l2_norm(v)``, the length of each row of ``v``.\"\"\"
         check_function("Exercise 1", l2_norm, reference, make_inputs, mistakes=[(SQUARED, squared)], hints=(...))
 

@@ -22,9 +22,9 @@ ATTRIBUTE = "__exercise__"
 @dataclass(frozen=True)
 class ExerciseInfo:
     r"""One registered exercise. ``number``: N of ``Exercise N``; ``function``: the check's name
-    (``exercise_N``); ``module``: the chapter module's name; ``tests``: one sentence, what the exercise tests;
-    ``wrong_answers``: typical wrong answer -> the message the check prints for it; ``summary``: the first
-    paragraph of the check's own docstring; ``answers``: the literal expected values (or a function of no
+    (``check_<what>``, e.g. ``check_l2_norm``); ``module``: the chapter module's name; ``tests``: one sentence, what
+    the exercise tests; ``wrong_answers``: typical wrong answer -> the message the check prints for it; ``summary``:
+    the first paragraph of the check's own docstring; ``answers``: the literal expected values (or a function of no
     arguments that computes them), which must not appear in the student copy."""
 
     number: int
@@ -53,7 +53,7 @@ def _describe(doc: str | None, tests: str, wrong_answers: Mapping[str, str]) -> 
 
 def exercise(number: int, *, tests: str, wrong_answers: Mapping[str, str] | None = None,
              answers: Sequence[Any] | Callable[[], Sequence[Any]] = ()) -> Callable[[Callable], Callable]:
-    r"""Register a chapter module's check ``exercise_N`` as exercise ``number`` of its chapter.
+    r"""Register a chapter module's check (``check_<what>``) as exercise ``number`` of its chapter.
 
     ``tests``: what the exercise tests, in one sentence; ``wrong_answers``: typical wrong answer -> the message the
     check prints for it (the check must really print it: pass the same strings to ``mistakes=``); ``answers``: the

@@ -1,17 +1,19 @@
 r"""Chapter 0's exercises: the worked example of a chapter module (copy its shape for your chapter).
 
-One public check per exercise, registered with :func:`mmtutor.exercises.exercise`; the notebook's check cell is
-``from mmtutor.exercises import ch00`` and ``ch00.exercise_N(answer)``. The references, the hidden probes and the
+One public check per exercise, registered with :func:`mmtutor.exercises.exercise` and named for what it checks,
+``check_<what>`` (a name no other module defines); the notebook's check cell is ``from mmtutor.exercises import
+ch00`` and ``ch00.check_<what>(answer)``. The references, the hidden probes and the
 messages for typical wrong answers live here, not in the notebook; every message is a module constant, passed
 both to the registry (``wrong_answers=``, read by the instructor page) and to the check (``mistakes=``, which
 prints it), so the two cannot drift apart.
 
-* exercise 1 (warm-up, :func:`~mmtutor.exercises.check_function`): ``l2_norm(v)``, each row's length;
-* exercise 2 (predict a count, :func:`~mmtutor.exercises.check`): the parameters of a two-layer network, the
-  expected count computed by PyTorch at check time;
-* exercise 3 (experiment or reason, :func:`~mmtutor.exercises.check_properties`): the largest learning rate at
-  which full-batch gradient descent still fits a line, checked by running gradient descent at the answer's rate
-  and just above it.
+* exercise 1, :func:`check_l2_norm` (warm-up, :func:`~mmtutor.exercises.check_function`): ``l2_norm(v)``, each row's
+  length;
+* exercise 2, :func:`check_parameter_count` (predict a count, :func:`~mmtutor.exercises.check`): the parameters of a
+  two-layer network, the expected count computed by PyTorch at check time;
+* exercise 3, :func:`check_largest_lr` (experiment or reason, :func:`~mmtutor.exercises.check_properties`): the
+  largest learning rate at which full-batch gradient descent still fits a line, checked by running gradient descent at
+  the answer's rate and just above it.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def _square_rows(generator: torch.Generator) -> tuple[torch.Tensor]:
                    "along the right dimension (a warm-up; chapter 6 divides by it)",
           wrong_answers={"forgets the square root": SQUARED, "sums absolute values": L1,
                          "sums over the batch dimension (on a square input)": OVER_BATCH})
-def exercise_1(l2_norm: Any) -> None:
+def check_l2_norm(l2_norm: Any) -> None:
     r"""Exercise 1: ``l2_norm(v)`` returns :math:`\lVert v_b \rVert_2 = \sqrt{\sum_i v_{bi}^2}` for each row, ``(B, D)
     -> (B,)``. Checked against ``torch.linalg.vector_norm`` on five hidden batches of random sizes (one row all
     zeros), then on two square batches, where a sum over the wrong dimension has the right shape."""
@@ -85,7 +87,7 @@ def _count(model: nn.Module) -> int:
           wrong_answers={"leaves out the biases": NO_BIASES, "counts only the first layer": ONE_LAYER,
                          "multiplies the sizes 8 x 16 x 3": PRODUCT, "gives the ReLU parameters": ACTIVATION},
           answers=lambda: [_count(_network())])
-def exercise_2(n_parameters: Any) -> None:
+def check_parameter_count(n_parameters: Any) -> None:
     r"""Exercise 2: ``n_parameters``, the number of numbers ``nn.Sequential(nn.Linear(8, 16), nn.ReLU(),
     nn.Linear(16, 3))`` learns, predicted by hand. The expected count is PyTorch's, computed at check time."""
     __tracebackhide__ = True
@@ -150,7 +152,7 @@ def largest_stable_rate() -> float:
           wrong_answers={"a rate above the limit": TOO_LARGE, "a rate well below the limit": TOO_SMALL,
                          "zero, a negative number, or not a number": NOT_A_RATE},
           answers=lambda: [largest_stable_rate(), round(largest_stable_rate(), 2), round(largest_stable_rate(), 3)])
-def exercise_3(largest_lr: Any) -> None:
+def check_largest_lr(largest_lr: Any) -> None:
     r"""Exercise 3: ``largest_lr``, the largest learning rate at which full-batch gradient descent on the mean
     squared error of ``w x + b`` (x = 256 points evenly spaced in [0, 2]) still converges. Checked by running
     300 steps of gradient descent at the answer's rate (the loss must shrink) and at 1.1 times it (it must

@@ -1,16 +1,16 @@
 r"""Chapter 1's exercises: word embeddings and skip-gram with negative sampling.
 
-* exercise 1 (warm-up, :func:`~mmtutor.exercises.check_function`): ``lookup(ids, E)``, the embedding as a one-hot
-  product, on hidden tables and id tensors of random shapes;
-* exercise 2 (experiment, :func:`~mmtutor.exercises.check_properties`): the score below which
-  ``torch.log(torch.sigmoid(x))`` returns ``-inf`` in float32, checked on both sides of the answer;
-* exercise 3 (ablate and train, :func:`~mmtutor.exercises.check_properties`): skip-gram with one table instead of
-  two, trained on the generated corpus; its loss is probed on hidden ids, and the share of words whose nearest
-  neighbour is of their own kind is recomputed from the learner's table;
-* exercise 4 (predict, :func:`~mmtutor.exercises.check_properties`): which of the two tables the first, and the second,
-  optimiser step of a fresh ``SkipGram`` changes, run at check time;
-* exercise 5 (explore, :func:`~mmtutor.exercises.check_function`): the first analogy of a list that a table gets
-  wrong, on the pretrained table and reorderings of the list.
+* exercise 1, :func:`check_one_hot_lookup` (warm-up, :func:`~mmtutor.exercises.check_function`): ``lookup(ids, E)``,
+  the embedding as a one-hot product, on hidden tables and id tensors of random shapes;
+* exercise 2, :func:`check_log_sigmoid_limit` (experiment, :func:`~mmtutor.exercises.check_properties`): the score
+  below which ``torch.log(torch.sigmoid(x))`` returns ``-inf`` in float32, checked on both sides of the answer;
+* exercise 3, :func:`check_tied_skipgram` (ablate and train, :func:`~mmtutor.exercises.check_properties`): skip-gram
+  with one table instead of two, trained on the generated corpus; its loss is probed on hidden ids, and the share of
+  words whose nearest neighbour is of their own kind is recomputed from the learner's table;
+* exercise 4, :func:`check_which_table_moves` (predict, :func:`~mmtutor.exercises.check_properties`): which of the two
+  tables the first, and the second, optimiser step of a fresh ``SkipGram`` changes, run at check time;
+* exercise 5, :func:`check_broken_analogy` (explore, :func:`~mmtutor.exercises.check_function`): the first analogy of
+  a list that a table gets wrong, on the pretrained table and reorderings of the list.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _ids_and_table(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tens
 @exercise(1, tests="the embedding as its definition, a one-hot matrix times the table, for ids of any shape "
                    "(a warm-up: it retypes section 1's product with a comparison instead of F.one_hot)",
           wrong_answers={"flattens the ids": FLATTENED})
-def exercise_1(lookup: Any) -> None:
+def check_one_hot_lookup(lookup: Any) -> None:
     r"""Exercise 1: ``lookup(ids, E)`` returns :math:`\mathrm{onehot}(ids) E`, shape ``ids.shape + (D,)``. Checked
     against ``E[ids]`` on five hidden tables of random sizes, with ids of one to three dimensions."""
     __tracebackhide__ = True
@@ -90,7 +90,7 @@ def _a_number(x: Any) -> bool:
                          "where e^x underflows (about -104) instead of where e^(-x) overflows": EXP_UNDERFLOW,
                          "not a negative number": NOT_A_SCORE},
           answers=lambda: [naive_log_sigmoid_limit()])
-def exercise_2(breaks_below: Any) -> None:
+def check_log_sigmoid_limit(breaks_below: Any) -> None:
     r"""Exercise 2: ``breaks_below``, the score :math:`x_0` below which ``torch.log(torch.sigmoid(x))`` gives
     ``-inf`` for a float32 ``x`` (on the CPU). Checked on both sides, at check time: the naive form must be finite
     at 0.5 above the answer and ``-inf`` at 0.5 below it, so any answer within 0.5 of the limit passes."""
@@ -175,7 +175,7 @@ def _trained(model: torch.nn.Module) -> bool:
                    "then still of their own kind",
           wrong_answers={"keeps two tables": TWO_TABLES, "the share as a percentage": PERCENT,
                          "an untrained model": NOT_TRAINED})
-def exercise_3(TiedSkipGram: Any, tied_model: Any, tied_share: Any) -> None:
+def check_tied_skipgram(TiedSkipGram: Any, tied_model: Any, tied_share: Any) -> None:
     r"""Exercise 3: ``TiedSkipGram(vocab_size, embed_size, generator)``, skip-gram with one table :math:`E` for
     centres and contexts (its loss :math:`-\log\sigma(\vec v_o\cdot\vec v_c) - \sum_k\log\sigma(-\vec v_{n_k}\cdot
     \vec v_c)`, all rows of :math:`E`); ``tied_model``, one trained on the generated corpus with section 3's
@@ -264,7 +264,7 @@ def _normalise(answer: Any) -> Any:
 @exercise(4, tests="predicting, from the gradient formula and U's zero start, which table the first optimiser step "
                    "changes and which the second changes",
           wrong_answers={"E or both at the first step": E_FIRST, "only U at the second step too": NOT_E_LATER})
-def exercise_4(first_step: Any, second_step: Any) -> None:
+def check_which_table_moves(first_step: Any, second_step: Any) -> None:
     r"""Exercise 4: ``first_step`` and ``second_step``, each ``"E"``, ``"U"``, ``"both"`` or ``"neither"`` (or a
     set of table names): which of ``SkipGram``'s tables the first, and then the second, Adam step changes, starting
     from the initialisation of section 2.5. The truth is measured at check time by running the two steps."""
@@ -307,7 +307,7 @@ def _first_broken(E: torch.Tensor, vocab: Sequence[str], quads: Sequence[tuple[s
 
 @exercise(5, tests="exploring a pretrained table: the first analogy of a list whose top 3CosAdd answer is wrong "
                    "(or None), on reorderings of the list")
-def exercise_5(first_broken: Any, E: torch.Tensor, vocab: Sequence[str]) -> None:
+def check_broken_analogy(first_broken: Any, E: torch.Tensor, vocab: Sequence[str]) -> None:
     r"""Exercise 5: ``first_broken(E, vocab, quads)`` returns the first ``(a, b, c, d)`` of ``quads`` whose top
     answer by :func:`mmtutor.word2vec.analogy` is not ``d``, or ``None``. Checked on the table ``E`` with the list
     ``QUADS``, with its broken quadruple moved to the end, and without it (the answer is then ``None``)."""

@@ -1,16 +1,17 @@
 r"""Chapter 2's exercises: context encoding with an LSTM.
 
-* exercise 1 (warm-up, predict two counts, :func:`~mmtutor.exercises.check`): the parameters of the chapter's LSTM
-  and of a plain RNN of the same sizes, the expected counts computed by PyTorch at check time;
-* exercise 2 (predict, :func:`~mmtutor.exercises.check`): how much of its memory an LSTM cell keeps when its input
-  gate writes nothing and its forget gate's bias is $b$, and after how many steps half of it is gone; the expected
-  values come from running the package's :class:`~mmtutor.context.LSTMCell` at check time;
-* exercise 3 (change, :func:`~mmtutor.exercises.check_function`): the GRU cell, from its documentation, against
-  ``nn.GRUCell`` with the same weights on hidden inputs of random sizes;
-* exercise 4 (change and train, :func:`~mmtutor.exercises.check_function` and
+* exercise 1, :func:`check_lstm_parameter_count` (warm-up, predict two counts, :func:`~mmtutor.exercises.check`): the
+  parameters of the chapter's LSTM and of a plain RNN of the same sizes, the expected counts computed by PyTorch at
+  check time;
+* exercise 2, :func:`check_cell_memory` (predict, :func:`~mmtutor.exercises.check`): how much of its memory an LSTM
+  cell keeps when its input gate writes nothing and its forget gate's bias is $b$, and after how many steps half of it
+  is gone; the expected values come from running the package's :class:`~mmtutor.context.LSTMCell` at check time;
+* exercise 3, :func:`check_gru_step` (change, :func:`~mmtutor.exercises.check_function`): the GRU cell, from its
+  documentation, against ``nn.GRUCell`` with the same weights on hidden inputs of random sizes;
+* exercise 4, :func:`check_backwards_lstm` (change and train, :func:`~mmtutor.exercises.check_function` and
   :func:`~mmtutor.exercises.check_properties`): reverse the words of padded captions, train the chapter's LSTM on
-  captions read backwards, predict whether it still answers the side question; the held-out accuracy is measured
-  by the check on its own reversed copy of the held-out questions.
+  captions read backwards, predict whether it still answers the side question; the held-out accuracy is measured by
+  the check on its own reversed copy of the held-out questions.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ FOUR_GATES_RNN = "the plain RNN has no gates: one W_ih, one W_hh and their two b
           wrong_answers={"one bias vector instead of two": ONE_BIAS, "no biases": NO_BIAS,
                          "one gate instead of four": ONE_GATE, "four gates for the plain RNN": FOUR_GATES_RNN},
           answers=lambda: [_count(nn.LSTM(E, H)), _count(nn.RNN(E, H))])
-def exercise_1(lstm_parameters: Any, rnn_parameters: Any) -> None:
+def check_lstm_parameter_count(lstm_parameters: Any, rnn_parameters: Any) -> None:
     r"""Exercise 1: ``lstm_parameters``, the number of parameters of ``ContextEncoding(16, 32)`` (one
     ``nn.LSTM(16, 32)`` layer), and ``rnn_parameters``, those of ``nn.RNN(16, 32)``, predicted by hand. The expected
     counts are PyTorch's, computed at check time."""
@@ -101,7 +102,7 @@ def half_life(b: float) -> int:
                    "nothing is written, for b = 0 and b = 5 after 20 steps, and the steps until half is gone at b = 5",
           wrong_answers={"the fraction kept after one step": ONE_STEP, "nothing left (0)": ALL_GONE},
           answers=lambda: [kept(0.0, STEPS), kept(5.0, STEPS), half_life(5.0)])
-def exercise_2(kept_b0: Any, kept_b5: Any, steps_to_half: Any) -> None:
+def check_cell_memory(kept_b0: Any, kept_b5: Any, steps_to_half: Any) -> None:
     r"""Exercise 2: ``kept_b0`` and ``kept_b5``, the fraction $c_{20} / c_0$ of the memory an LSTM cell keeps after
     20 steps when every weight and bias is 0 except the forget gate's bias, $b = 0$ or $b = 5$; ``steps_to_half``,
     the number of steps after which less than half is left at $b = 5$ (within one step). Checked against the
@@ -156,7 +157,7 @@ def _gru_variant(reset_before: bool = False, swap_update: bool = False, swap_ord
                    "weights stacked in the order r, z, n, the reset gate inside the candidate",
           wrong_answers={"the reset gate applied to h before W_hn": RESET_BEFORE,
                          "z and 1 - z swapped": UPDATE_SWAPPED, "the gate blocks in the wrong order": GATE_ORDER})
-def exercise_3(gru_step: Any) -> None:
+def check_gru_step(gru_step: Any) -> None:
     r"""Exercise 3: ``gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh)``, one step of PyTorch's GRU cell for
     ``x (B, I)``, ``h (B, H)``, ``weight_ih (3H, I)``, ``weight_hh (3H, H)``, biases ``(3H,)``, returning the new
     ``h (B, H)``. Compared with ``nn.GRUCell`` loaded with the same weights, on five hidden inputs of random
@@ -210,7 +211,7 @@ def _backwards_accuracy(model: nn.Module) -> float:
                    "backwards, and predicting whether it still answers held-out questions (reversal loses no "
                    "information, so an order-aware encoder learns it as well)",
           wrong_answers={"the padding reversed too": WHOLE_ROW})
-def exercise_4(reverse_words: Any, backwards_model: Any, prediction: Any) -> None:
+def check_backwards_lstm(reverse_words: Any, backwards_model: Any, prediction: Any) -> None:
     r"""Exercise 4: ``reverse_words(ids, lengths)`` reverses the first ``lengths[b]`` ids of each row of a padded
     ``(B, T)`` batch and keeps the padding at the end (checked against the reference on five hidden batches);
     ``backwards_model``, a ``SentenceClassifier(encoder="lstm")`` trained on the training captions read backwards,

@@ -1,12 +1,14 @@
 r"""Chapter 3's exercises: attention.
 
-* exercise 1 (warm-up, compute by hand, :func:`~mmtutor.exercises.check`): the weights and the output of one
-  query against three keys, compared with :func:`~mmtutor.attention.scaled_dot_product_attention` at check time;
-* exercise 2 (ablate and predict, :func:`~mmtutor.exercises.check`): the held-out accuracy of the trained
-  Transformer of section 5 once its positions are removed, measured by the check on a copy of the model;
-* exercise 3 (change and train, :func:`~mmtutor.exercises.check_properties`): a Transformer with learned positions
-  that answers the side question within half of section 5's budget; any change that gets there passes, the
-  held-out accuracy is measured by the check.
+* exercise 1, :func:`check_attention_by_hand` (warm-up, compute by hand, :func:`~mmtutor.exercises.check`): the
+  weights and the output of one query against three keys, compared with
+  :func:`~mmtutor.attention.scaled_dot_product_attention` at check time;
+* exercise 2, :func:`check_no_positions_prediction` (ablate and predict, :func:`~mmtutor.exercises.check`): the
+  held-out accuracy of the trained Transformer of section 5 once its positions are removed, measured by the check on a
+  copy of the model;
+* exercise 3, :func:`check_learned_positions` (change and train, :func:`~mmtutor.exercises.check_properties`): a
+  Transformer with learned positions that answers the side question within half of section 5's budget; any change that
+  gets there passes, the held-out accuracy is measured by the check.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def _reference() -> tuple[torch.Tensor, torch.Tensor]:
           wrong_answers={"no division by sqrt(d_k)": NOT_SCALED, "divided by d_k": BY_D,
                          "normalised without the exponential": NO_EXP, "averaged the keys": KEYS_SUMMED},
           answers=lambda: list(_reference()))
-def exercise_1(weights_by_hand: Any, output_by_hand: Any) -> None:
+def check_attention_by_hand(weights_by_hand: Any, output_by_hand: Any) -> None:
     r"""Exercise 1: ``weights_by_hand`` (3 numbers) and ``output_by_hand`` (2 numbers) for $\vec q = (1, 0)$,
     keys $(1, 1), (0, 2), (-1, 0)$ and values $(1, 0), (0, 1), (1, 1)$, as tensors; compared with the package's
     ``scaled_dot_product_attention`` at check time."""
@@ -100,7 +102,7 @@ def _no_positions_accuracy(model: TransformerSentenceClassifier) -> float:
                    "trained Transformer once its positions are set to zero (within 0.02)",
           wrong_answers={"the accuracy with positions": SAME_AS_TRAINED, "0 (every answer wrong)": ALL_WRONG,
                          "a number outside [0, 1]": NOT_A_SHARE})
-def exercise_2(predicted_accuracy: Any, model: Any) -> None:
+def check_no_positions_prediction(predicted_accuracy: Any, model: Any) -> None:
     r"""Exercise 2: ``predicted_accuracy``, the share of the held-out side questions that ``model`` (section 5's
     trained ``"Transformer + positions"``) answers once its position table is set to zero, predicted before
     measuring. The check measures it on a copy of ``model`` and compares within 0.02."""
@@ -136,7 +138,7 @@ def _learned(m: Any) -> bool:
 @exercise(3, tests="making a Transformer with learned positions (a trained table) answer the side question within "
                    "half of section 5's budget: any change (the table's initial scale, the learning rate, the width) "
                    "that reaches 90% held-out accuracy in at most 164 steps passes")
-def exercise_3(model: Any, history: Any) -> None:
+def check_learned_positions(model: Any, history: Any) -> None:
     r"""Exercise 3: ``model``, a ``TransformerSentenceClassifier`` whose encoder has ``positions="learned"``, and
     ``history``, what ``mmtutor.train`` returned for it: at most 164 optimisation steps, and at least 90% of the
     held-out side questions right (measured by the check)."""
