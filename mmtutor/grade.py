@@ -30,16 +30,17 @@ test run's own mechanism: ``tests/offline/sitecustomize.py`` on ``PYTHONPATH`` r
 leaves the machine (and Hugging Face libraries are told they are offline). This is not a sandbox: a student's
 code runs with the grader's rights, so grade code you do not trust inside a container.
 
-**Why not nbgrader.** nbgrader (0.9.6 on PyPI) installs here and its ``generate_assignment`` / ``autograde``
-run offline, but it is a course-management system: a course directory (``source/``, ``release/``,
-``submitted/``, ``autograded/``), a gradebook database, cells marked with its own metadata and ``### BEGIN
-SOLUTION`` markers, and a grade per cell that is pass = the cell raised nothing. The workbook's checks have
-three outcomes and a message: ``TODO`` (the stub) raises nothing and would score as a pass, and what a student
-needs (``FAIL Exercise 2: you counted the weight matrices only ...``) is in the output, not in a points total.
-nbgrader also pulls in a JupyterLab extension and a database stack (SQLAlchemy, alembic) that the pinned
-environment does not need. So the grader here is small and reads the checks' own status lines
-(:func:`mmtutor.exercises.read_statuses`), with nbclient, which the tests already use; nbgrader is not a
-dependency.
+**nbgrader, the other route.** nbgrader (0.9.6 on PyPI) installs here from the registry and its
+``generate_assignment``, ``autograde`` and ``export`` run offline (measured with the network blocked as above:
+no connection attempted). ``python -m mmtutor.grade --to-nbgrader COURSE`` writes the notebooks as an nbgrader
+course (:mod:`mmtutor._grade_nbgrader`): the released cells are exactly ``make student``'s stubs, each check
+cell is a one-point test, and a ``TODO`` scores 0. This grader stays the default, and nbgrader is not a
+dependency, because nbgrader is a course-management system around a gradebook database (SQLAlchemy, alembic,
+its own JupyterLab extensions) whose grade is a score per cell, pass = the cell raised nothing; what a student
+and an instructor need from these checks is the outcome *and its message* (``FAIL Exercise 2: you counted the
+weight matrices only ...``), which this grader reads from the checks' own status lines
+(:func:`mmtutor.exercises.read_statuses`) with nbclient, already in the pinned environment, and an answer
+cell that crashes or loops is told apart from a wrong answer.
 """
 
 from __future__ import annotations
@@ -253,13 +254,24 @@ def _grade_notebook(student: str, path: Path, sources: Path, out: Path, workdir:
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("submissions", type=Path, help="folder with one sub-folder of notebooks per student")
+    parser.add_argument("submissions", type=Path, nargs="?", help="folder with one sub-folder of notebooks per student")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, help="the source notebooks (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per answer or check cell")
     parser.add_argument("--course-timeout", type=float, default=900, help="seconds per other cell")
     parser.add_argument("--notebook-timeout", type=float, default=3600, help="seconds per notebook, in all")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks run at once (default: %(default)s)")
+    parser.add_argument("--to-nbgrader", type=Path, metavar="COURSE",
+                        help="instead of grading: write the notebooks as an nbgrader course into COURSE")
     args = parser.parse_args(argv)
+    if args.to_nbgrader is not None:
+        from mmtutor._grade_nbgrader import write_nbgrader_course
+
+        for path in write_nbgrader_course(args.notebooks, args.to_nbgrader):
+            print(f"wrote {path}")
+        print(f"then, in {args.to_nbgrader}: nbgrader generate_assignment NAME, nbgrader autograde NAME")
+        return 0
+    if args.submissions is None:
+        parser.error("give the folder of submissions (or --to-nbgrader COURSE)")
     grades = grade_class(args.submissions, args.notebooks, timeout=args.timeout, course_timeout=args.course_timeout,
                          notebook_timeout=args.notebook_timeout, jobs=args.jobs)
     counts = ", ".join(f"{n} {s}" for s in STATUSES if (n := sum(g.status == s for g in grades)))

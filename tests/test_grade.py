@@ -1,18 +1,24 @@
 """`make grade`: a class's notebooks run against the original checks, one student's crash, endless loop or exit
 never stopping the others, and grades.csv / summary.html say exactly what each student did.
 
-covers: mmtutor.grade (merge_submission, run_notebook, read_grades, grade_class, write_csv, summary_html, _main)
+covers: mmtutor.grade (merge_submission, run_notebook, read_grades, grade_class, write_csv, summary_html, _main),
+mmtutor._grade_nbgrader (nbgrader_notebook, write_nbgrader_course; with nbgrader itself when it is installed)
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from mmtutor._grade_nbgrader import nbgrader_notebook
 from mmtutor.grade import COLUMNS, Grade, _main, exercise_numbers, grade_class, merge_submission, summary_html
 from mmtutor.student import STUB_TAG, student_notebook
 
@@ -197,3 +203,80 @@ def test_summary_html_escapes_and_counts():
     page = summary_html(grades)
     assert "<th>&lt;b&gt;</th>" in page and 'title="said &quot;hi&quot; &lt;here&gt;"' in page
     assert "<td>1 / 2</td>" in page
+
+
+# --- the nbgrader route -----------------------------------------------------------------------------------------
+
+def _nbgrader() -> str | None:
+    """nbgrader's command: $MMTUTOR_NBGRADER (an nbgrader installed elsewhere), else the one on PATH, if any."""
+    return os.environ.get("MMTUTOR_NBGRADER") or shutil.which("nbgrader")
+
+
+def test_nbgrader_source_releases_the_student_copy_and_tests_each_check():
+    source = json.loads(CHAPTER.read_text(encoding="utf-8"))
+    converted = nbgrader_notebook(source)
+    student = student_notebook(source)
+    numbers = exercise_numbers(source)
+    answers = [c for c in converted["cells"] if c["metadata"].get("nbgrader", {}).get("solution")]
+    stubs = [c for c in student["cells"] if STUB_TAG in _tags(c)]
+    originals = [c for c in source["cells"] if "solution" in _tags(c)]
+    assert len(answers) == len(stubs) == len(originals) == len(numbers)
+    for answer, stub, original in zip(answers, stubs, originals, strict=True):
+        released, _, rest = _source(answer).partition("### BEGIN SOLUTION\n")
+        assert released == _source(stub)  # nbgrader's code stub is "": what it releases is make student's stub
+        assert rest == _source(original).rstrip("\n") + "\n### END SOLUTION\n"
+    tests = [c for c in converted["cells"] if c["metadata"].get("nbgrader", {}).get("grade")]
+    assert len(tests) == sum("check" in _tags(c) for c in source["cells"])
+    assert all(t["metadata"]["nbgrader"]["points"] == 1 and t["metadata"]["nbgrader"]["locked"] for t in tests)
+    assert {re.search(r'_passed\("Exercise (\d+)"\)', _source(t)).group(1) for t in tests} == {str(n) for n in numbers}
+    ids = [c["metadata"]["nbgrader"]["grade_id"] for c in converted["cells"] if "nbgrader" in c["metadata"]]
+    assert len(set(ids)) == len(ids) and all(re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids)
+
+
+@pytest.mark.skipif(_nbgrader() is None, reason="nbgrader is not installed (not a dependency); set MMTUTOR_NBGRADER")
+def test_nbgrader_route_grades_the_three_students(tmp_path):
+    """The same three kinds of student through nbgrader: generate_assignment, autograde, export (offline)."""
+    nbgrader = _nbgrader()
+    course, notebooks = tmp_path / "course", tmp_path / "notebooks"
+    notebooks.mkdir()
+    source = _exercise_part(json.loads(CHAPTER.read_text(encoding="utf-8")))
+    (notebooks / CHAPTER.name).write_text(json.dumps(source))
+    assert _main(["--to-nbgrader", str(course), "--notebooks", str(notebooks)]) == 0
+    kernel = tmp_path / "share" / "kernels" / "python3"  # the kernel runs this Python, wherever nbgrader lives
+    kernel.mkdir(parents=True)
+    (kernel / "kernel.json").write_text(json.dumps({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f",
+                                                             "{connection_file}"], "language": "python",
+                                                    "display_name": "Python 3"}))
+    env = {**os.environ, "JUPYTER_PATH": str(tmp_path / "share"),
+           "PATH": os.pathsep.join([str(Path(nbgrader).parent), os.environ["PATH"]])}
+    name = CHAPTER.stem
+
+    def run(*args: str) -> None:
+        done = subprocess.run([nbgrader, *args], cwd=course, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    run("db", "assignment", "add", name)
+    run("generate_assignment", name, "--force")
+    release = json.loads((course / "release" / name / CHAPTER.name).read_text())
+    solutions = [_source(c) for c in source["cells"] if "solution" in _tags(c)]
+    for student in ("ada", "ben", "cy"):
+        run("db", "student", "add", student)
+        notebook, index = json.loads(json.dumps(release)), 0
+        for cell in notebook["cells"]:
+            meta = cell["metadata"].get("nbgrader", {})
+            if meta.get("solution"):
+                if student == "cy" or student == "ada" and index > 0:
+                    cell["source"] = solutions[index]
+                index += 1
+            elif meta.get("grade") and student == "ada" and f'"Exercise {exercise_numbers(source)[0]}"' in \
+                    _source(cell):
+                cell["source"] = 'print("PASS Exercise 1: correct.")'  # an edited check: restored by nbgrader
+        folder = course / "submitted" / student / name
+        folder.mkdir(parents=True)
+        (folder / CHAPTER.name).write_text(json.dumps(notebook))
+        (folder / "timestamp.txt").write_text("2026-01-01 00:00:00.000000 UTC")
+    run("autograde", name, "--force")
+    run("export")
+    scores = {r["student_id"]: (float(r["score"]), float(r["max_score"])) for r in _read(course / "grades.csv")}
+    total = float(len(exercise_numbers(source)))
+    assert scores == {"ada": (total - 1, total), "ben": (0.0, total), "cy": (total, total)}
