@@ -352,6 +352,19 @@ def test_sharded_search_under_torchrun_equals_topk_search(run):
     assert "search" not in tensors[1] or not tensors[1]["search"]  # only rank 0 merges
 
 
+def test_timing_demo_reports_the_median_and_the_fastest_of_its_repetitions(run):
+    """What the chapter times, and in what form (no assert on a time itself: those depend on the machine)."""
+    ranks, _, config = run
+    pieces = {"compute_full_batch", "compute_local_batch", "all_reduce_grads", "all_gather_embeddings", "ddp_step"}
+    for r in ranks:
+        t = r["timing"]
+        assert t["reps"] == config.reps and set(t["median"]) == set(t["fastest"]) == pieces
+        assert all(0 < t["fastest"][k] <= t["median"][k] for k in pieces)
+        assert t["sweep_bytes"] == [4 * 2**p for p in range(8, 23, 2)]  # 1 KB .. 16 MB
+        assert all(0 < f <= m for f, m in zip(t["sweep_fastest_s"], t["sweep_median_s"], strict=True))
+        assert t["grad_bytes"] == 4 * sum(p.numel() for p in digit_model(seed=0).parameters())
+
+
 def test_a_failing_rank_fails_the_launch_with_its_error(tmp_path):
     start = time.perf_counter()
     result = _launch(tmp_path, "--demos", "collectives", "--fail-rank", "1", timeout_s=240)
