@@ -15,7 +15,7 @@ import torch
 
 from mmtutor.applications.rag import normalize_answer
 from mmtutor.data.bilingual import load_en_it
-from mmtutor.data.lee import lee_passages, load_lee_documents, load_lee_similarities, split_sentences
+from mmtutor.data.lee import lee_passages, load_lee_judged_documents, load_lee_similarities, split_sentences
 from mmtutor.data.lee_questions import QUESTIONS
 from mmtutor.data.newsgroups import RestrictedUnpickler, load_mini_newsgroups, restricted_loads, strip_headers
 from mmtutor.data.polarity import load_polarity
@@ -73,7 +73,7 @@ def test_restricted_unpickler_maps_bunch_to_dict_and_refuses_object_arrays():
 
 
 def test_lee_documents_and_judgements():
-    docs, S = load_lee_documents(), load_lee_similarities()
+    docs, S = load_lee_judged_documents(), load_lee_similarities()
     assert len(docs) == 50 and all(len(d.split()) > 30 for d in docs)
     assert S.shape == (50, 50) and torch.equal(S, S.T) and (S.diagonal() == 1).all()
     assert 0 <= S.min() and S.max() <= 1
@@ -81,7 +81,7 @@ def test_lee_documents_and_judgements():
 
 def test_passages_cover_every_document_in_order():
     passages, doc_of = lee_passages(2)
-    docs = load_lee_documents()
+    docs = load_lee_judged_documents()
     assert doc_of == sorted(doc_of) and set(doc_of) == set(range(50))
     for d, doc in enumerate(docs):
         assert " ".join(p for p, o in zip(passages, doc_of, strict=True) if o == d) == doc
@@ -91,7 +91,7 @@ def test_passages_cover_every_document_in_order():
 
 
 def test_every_answer_occurs_in_its_evidence_and_the_evidence_in_its_document():
-    docs = load_lee_documents()
+    docs = load_lee_judged_documents()
     passages, doc_of = lee_passages(2)
     assert len(QUESTIONS) >= 30 and len({q.question for q in QUESTIONS}) == len(QUESTIONS)
     for q in QUESTIONS:

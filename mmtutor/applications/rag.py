@@ -94,10 +94,11 @@ def greedy_replies(model: nn.Module, prompts: Sequence[Sequence[int]], stop_id: 
 
 
 def prompt_ids(tokenizer: object, question: str, passages: Sequence[str] = (), budget: int | None = None) -> list[int]:
-    """Token ids of the chat prompt of :func:`build_prompt`, the passages cut so the whole prompt has ``budget`` tokens.
+    """Token ids of the chat prompt of :func:`build_prompt`, passages cut to keep the prompt within ``budget`` tokens.
 
     A RAG system has a context budget: the passages (best first) fill what the instruction and the question leave,
-    and the last one is cut mid-sentence if need be. Without ``budget`` (or passages) nothing is cut. ``tokenizer``
+    and the last one is cut mid-sentence if need be (passages shorter than the room are kept whole, and the prompt is
+    shorter than the budget). Without ``budget`` (or passages) nothing is cut. ``tokenizer``
     needs ``encode(text)`` and ``chat(messages)`` (chapter 5's SmolLM2 tokenizer).
     """
     text = tokenizer.chat(build_prompt(question, passages))

@@ -37,7 +37,7 @@ def _documents() -> tuple[str, ...]:
     return docs
 
 
-def load_lee_documents() -> list[str]:
+def load_lee_judged_documents() -> list[str]:
     """The 50 documents of ``lee.cor`` as strings (white space collapsed), in the order of the judgements."""
     return list(_documents())
 
