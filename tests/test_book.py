@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(3600)  # the module fixture executes the whole book (every notebook)
 HTML = ROOT / "book" / "_build" / "html"
 SCREENSHOT = ROOT / "book" / "_build" / "screenshot-introduction.png"
 
