@@ -27,6 +27,8 @@ def _q(question: str, answers: str | tuple[str, ...], doc: int, evidence: str) -
     return Question(question, (answers,) if isinstance(answers, str) else answers, doc, evidence)
 
 
+#: The question set: each question with its accepted answers, the Lee document (0-49) that holds it and the
+#: words of that document the answer comes from (``tests/test_application_data.py`` checks they occur there).
 QUESTIONS: tuple[Question, ...] = (
     _q("Who did the Democrats' national executive appoint as interim leader?", ("Brian Greig", "Greig"), 0,
        "appointed little-known West Australian senator Brian Greig as interim leader"),
