@@ -64,12 +64,15 @@ from mmtutor._grade_read import (
     COLUMNS,
     STATUSES,
     Grade,
+    _number,
+    _source,
+    _tags,
     read_grades,
     summary_html,
     write_csv,
     write_summary,
 )
-from mmtutor.student import SOLUTION_TAG, STUB_TAG, exercise_number, stub_source
+from mmtutor.student import SOLUTION_TAG, STUB_TAG, stub_source
 
 __all__ = ["COLUMNS", "STATUSES", "Grade", "exercise_numbers", "grade_class", "merge_submission", "read_grades",
            "run_notebook", "students", "summary_html", "write_csv", "write_summary"]
@@ -78,19 +81,6 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 OFFLINE = ROOT / "tests" / "offline"  # sitecustomize.py: the network block shared with the test run
 EXECUTED = "_executed"  # SUBMISSIONS/_executed/<student>/<notebook>: the notebooks as graded
-
-
-def _tags(cell: dict) -> list[str]:
-    return cell.get("metadata", {}).get("tags", [])
-
-
-def _source(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
-def _number(cell: dict) -> int | None:
-    return exercise_number(_source(cell))
 
 
 def exercise_numbers(source: dict) -> list[int]:

@@ -52,3 +52,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
 
 
 _NETLOG_START = pytest.StashKey[int]()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_exercise_attempts(request: pytest.FixtureRequest) -> None:
+    """Each test of a chapter's exercise checks starts with no failed attempts (the checks stage their hints by
+    attempt, so a test must not see another's failures)."""
+    if request.path.name.startswith("test_exercises"):
+        from mmtutor.exercises import reset_attempts
+
+        reset_attempts()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module, restored after: checks that run many small tensor operations are much
+    faster on one thread, above all on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

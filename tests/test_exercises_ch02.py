@@ -10,12 +10,7 @@ import torch
 from torch import nn
 
 from mmtutor.context_tasks import SentenceClassifier, side_questions
-from mmtutor.exercises import ExerciseFailed, ch02, reset_attempts
-
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts():
-    reset_attempts()
+from mmtutor.exercises import ExerciseFailed, ch02
 
 
 def test_exercise_1_counts(capsys):

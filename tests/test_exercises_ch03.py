@@ -13,13 +13,8 @@ import torch
 from mmtutor.attention_tasks import TransformerSentenceClassifier
 from mmtutor.context_tasks import SentenceClassifier
 from mmtutor.data.scenes import VOCAB
-from mmtutor.exercises import ExerciseFailed, ch03, reset_attempts
+from mmtutor.exercises import ExerciseFailed, ch03
 from mmtutor.transformer import BlockConfig, EncoderConfig
-
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts():
-    reset_attempts()
 
 
 def _transformer(positions: str) -> TransformerSentenceClassifier:

@@ -11,22 +11,10 @@ from collections import Counter
 import pytest
 import torch
 
-from mmtutor.exercises import ExerciseFailed, ch04, reset_attempts
+from mmtutor.exercises import ExerciseFailed, ch04
 from mmtutor.ngram import bits_per_byte, ngram_nll
 
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts():
-    reset_attempts()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The checks run small tensor operations, which one thread does fastest (much faster on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _merge_step(ids, new_id):

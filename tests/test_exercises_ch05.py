@@ -14,21 +14,10 @@ import pytest
 import torch
 from torch import nn
 
-from mmtutor.exercises import ExerciseFailed, ch05, reset_attempts
+from mmtutor.exercises import ExerciseFailed, ch05
 from mmtutor.pretrained.llama import Llama, LlamaConfig, apply_rope, kv_cache_bytes, parameter_count, rope_angles
 
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts():
-    reset_attempts()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = LlamaConfig(vocab_size=40, context_length=64, d_model=32, n_layers=4, n_heads=4, n_kv_heads=2, d_ff=48)

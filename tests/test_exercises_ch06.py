@@ -12,13 +12,8 @@ import pytest
 import torch
 
 from mmtutor.ann import IVFIndex, PQIndex
-from mmtutor.exercises import ExerciseFailed, ch06, reset_attempts
+from mmtutor.exercises import ExerciseFailed, ch06
 from mmtutor.similarity import cosine_similarity, normalize
-
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts():
-    reset_attempts()
 
 
 def test_exercise_1_cosine(capsys):

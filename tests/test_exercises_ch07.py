@@ -16,12 +16,7 @@ from mmtutor.alignment import ContrastiveModel, clip_loss, recall_at_k
 from mmtutor.data.scene_pairs import distinct_gallery
 from mmtutor.data.scenes import VOCAB
 from mmtutor.encoders import SequenceTextEncoder, TextEncoderConfig
-from mmtutor.exercises import ExerciseFailed, ch07, exercises_of, reset_attempts
-
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts():
-    reset_attempts()
+from mmtutor.exercises import ExerciseFailed, ch07, exercises_of
 
 
 def test_the_checks_have_descriptive_names():
@@ -33,7 +28,7 @@ def test_the_checks_have_descriptive_names():
 
 def _recall_loop(similarity, k, positives):
     found = 0
-    for row, right in zip(similarity, positives):
+    for row, right in zip(similarity, positives, strict=True):
         top = sorted(range(len(row)), key=lambda j: -float(row[j]))[:k]
         found += any(bool(right[j]) for j in top)
     return found / len(similarity)

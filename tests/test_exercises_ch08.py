@@ -11,12 +11,7 @@ import math
 import pytest
 import torch
 
-from mmtutor.exercises import ExerciseFailed, ch08, reset_attempts
-
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts():
-    reset_attempts()
+from mmtutor.exercises import ExerciseFailed, ch08
 
 
 def _bm25_loop(tf, df, n_docs, doc_len, avg_len, k1, b):

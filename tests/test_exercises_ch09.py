@@ -11,13 +11,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from mmtutor.applications.rag import INSTRUCTION, RAG_INSTRUCTION
-from mmtutor.exercises import ExerciseFailed, ch09, reset_attempts
-
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts():
-    reset_attempts()
-
+from mmtutor.exercises import ExerciseFailed, ch09
 
 SYSTEM = {"role": "system", "content": "You are a helpful AI assistant."}
 

@@ -6,24 +6,11 @@ covers: mmtutor.exercises.ch10
 from __future__ import annotations
 
 import pytest
-import torch
 
 from mmtutor.distributed import SEARCH_BLOCK, merge_topk, shard_bounds
-from mmtutor.exercises import ExerciseFailed, ch10, reset_attempts
+from mmtutor.exercises import ExerciseFailed, ch10
 
-
-@pytest.fixture(autouse=True)
-def _fresh_attempts():
-    reset_attempts()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The checks run small tensor operations, which one thread does fastest (much faster on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_check_merge_topk(capsys):
