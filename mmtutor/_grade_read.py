@@ -107,26 +107,27 @@ def _ran(cell: dict) -> bool:
     return cell.get("execution_count") is not None or bool(cell.get("outputs"))
 
 
+def _not_finished(cell: dict, what: str, hint: str, stopped: str | None) -> str | None:
+    """Why ``cell`` did not run to its end (timed out, running when the notebook stopped, never run), or None."""
+    mark = cell.get("metadata", {}).get(GRADE_KEY, {})
+    if mark.get("timed_out"):
+        return f"{what} ran longer than {mark['timed_out']} s and was stopped{hint}"
+    if mark.get("stopped_here"):
+        return f"{what} was running when {stopped}{hint}"
+    if not _ran(cell):
+        return f"{what} was {f'not run: {stopped}' if stopped else 'not run'}"
+    return None
+
+
 def _grade_one(answer: dict | None, checks: list[dict], statuses: list, stopped: str | None) -> tuple[str, str]:
-    not_run = f"not run: {stopped}" if stopped else "not run"
     if answer is not None:
-        timed_out = answer.get("metadata", {}).get(GRADE_KEY, {}).get("timed_out")
-        if timed_out:
-            return "ERROR", f"your answer cell ran longer than {timed_out} s and was stopped"
-        if answer.get("metadata", {}).get(GRADE_KEY, {}).get("stopped_here"):
-            return "ERROR", f"your answer cell was running when {stopped}"
-        if not _ran(answer):
-            return "ERROR", f"your answer cell was {not_run}"
+        if (why := _not_finished(answer, "your answer cell", "", stopped)) is not None:
+            return "ERROR", why
         if (error := _error(answer)) is not None:
             return "ERROR", f"your answer cell raised {_describe_error(error)}"
     for cell in checks:
-        timed_out = cell.get("metadata", {}).get(GRADE_KEY, {}).get("timed_out")
-        if timed_out:
-            return "ERROR", f"the check ran longer than {timed_out} s and was stopped (a slow or endless answer?)"
-        if cell.get("metadata", {}).get(GRADE_KEY, {}).get("stopped_here"):
-            return "ERROR", f"the check was running when {stopped} (a slow or endless answer?)"
-        if not _ran(cell):
-            return "ERROR", f"the check was {not_run}"
+        if (why := _not_finished(cell, "the check", " (a slow or endless answer?)", stopped)) is not None:
+            return "ERROR", why
         error = _error(cell)
         if error is not None and not read_statuses(str(error.get("evalue", ""))):
             return "ERROR", f"the check could not run: {_describe_error(error)}"
