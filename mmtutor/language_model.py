@@ -57,6 +57,15 @@ class KVCache:
                              f"(the cache holds {len(self.layers)} layers)")
         return self.layers[layer]
 
+    def expand(self, batch: int) -> KVCache:
+        """One cached sequence shared by ``batch`` sequences (a prompt prefix computed once): every
+        ``(1, heads, T, d_k)`` becomes a view ``(batch, heads, T, d_k)``, copied only by the next update."""
+        if any(k.shape[0] != 1 for k, _ in self.layers):
+            raise ValueError(f"only a cache of one sequence can be shared, got batch {self.layers[0][0].shape[0]}")
+        self.layers = [(k.expand(positive_int("batch", batch), -1, -1, -1), v.expand(batch, -1, -1, -1))
+                       for k, v in self.layers]
+        return self
+
 
 # ----------------------------------------------------------------------------- choosing the next token
 def _check_sampling(temperature: object, top_k: object, top_p: object) -> None:

@@ -17,7 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmtutor.alignment import ContrastiveModel, clip_loss
-from mmtutor.applications.rag import build_prompt, contains_answer, greedy_replies, normalize_answer, prompt_ids
+from mmtutor.applications.rag import (
+    build_prompt,
+    contains_answer,
+    greedy_replies,
+    normalize_answer,
+    prompt_ids,
+    shared_prefix_length,
+)
 from mmtutor.applications.recommend import (
     ItemTower,
     UserTower,
@@ -151,6 +158,24 @@ def test_greedy_replies_equal_generate_at_temperature_zero_batched_or_not():
     assert greedy_replies(model, prompts, stop_id=stop, max_new_tokens=12) == cut
     with pytest.raises(ValueError, match="context"):
         greedy_replies(model, prompts, stop_id=unused, max_new_tokens=60)
+
+
+def test_greedy_replies_share_a_prefix_and_pad_prompts_of_any_length():
+    from mmtutor.pretrained.llama import Llama, LlamaConfig
+    torch.manual_seed(1)
+    llama = Llama(LlamaConfig(vocab_size=50, context_length=64, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2,
+                              d_ff=64)).eval()
+    torch.manual_seed(2)
+    gpt = GPT(GPTConfig(vocab_size=50, context_length=64, d_model=32, n_heads=4, n_layers=2)).eval()
+    prefix = [5, 6, 7, 8]  # a shared chat template
+    prompts = [prefix + [3, 14, 15, 9, 2], prefix + [1], prefix + [2, 7, 1], prefix + [4, 2, 4, 2, 1], [9, 9]]
+    assert shared_prefix_length(prompts[:4]) == 4 and shared_prefix_length(prompts) == 0
+    assert shared_prefix_length([[1, 2], [1, 2]]) == 1  # each keeps a token of its own
+    for model in (llama, gpt):  # padded (Llama) or grouped by length (GPT), the prefix run once either way
+        references = [generate(model, torch.tensor([p]), 10, temperature=0)[0, len(p):].tolist() for p in prompts]
+        unused = next(t for t in range(50) if all(t not in r for r in references))
+        assert greedy_replies(model, prompts, stop_id=unused, max_new_tokens=10, batch_size=5) == references
+        assert greedy_replies(model, prompts, stop_id=unused, max_new_tokens=10, batch_size=2) == references
 
 
 class _CharTokenizer:

@@ -200,6 +200,17 @@ def test_kv_cache_keeps_every_layer() -> None:
 
 
 # ----------------------------------------------------------------------------- the GPT
+def test_kv_cache_expand_shares_one_prefix() -> None:
+    cache = KVCache()
+    k, v = torch.randn(1, 2, 5, 4), torch.randn(1, 2, 5, 4)
+    cache.update(0, k, v)
+    cache.expand(3)
+    assert cache.layers[0][0].shape == (3, 2, 5, 4) and cache.layers[0][0].data_ptr() == k.data_ptr()  # a view
+    k_all, _ = cache.update(0, torch.randn(3, 2, 1, 4), torch.randn(3, 2, 1, 4))
+    assert k_all.shape == (3, 2, 6, 4) and torch.equal(k_all[2, :, :5], k[0])
+    with pytest.raises(ValueError, match="one sequence"):
+        cache.expand(2)  # already three
+
 def gpt2_pair(seed: int = 0):
     from transformers import GPT2Config, GPT2LMHeadModel
 

@@ -167,6 +167,42 @@ def test_kv_cache_gives_the_full_forward_logits():
                                generate(model, prompt, 10, temperature=0, use_cache=False))
 
 
+def test_left_padding_with_an_attention_mask_equals_each_prompt_alone_and_transformers():
+    model = random_llama(4)
+    g = torch.Generator().manual_seed(5)
+    prompts = [torch.randint(1, SMALL.vocab_size, (n,), generator=g) for n in (7, 3, 5)]
+    W = max(map(len, prompts))
+    ids = torch.stack([torch.cat([torch.zeros(W - len(p), dtype=torch.long), p]) for p in prompts])  # (3, 7)
+    real = torch.stack([torch.arange(W) >= W - len(p) for p in prompts])  # (3, 7) False at the pads
+    padded = model(ids, attention_mask=real)
+    reference = to_transformers(copy.deepcopy(model))
+    hf_logits = reference(ids, attention_mask=real.long(), position_ids=(real.cumsum(-1) - 1).clamp(min=0)).logits
+    for b, p in enumerate(prompts):
+        alone = model(p[None])[0]  # (n, V)
+        torch.testing.assert_close(padded[b, W - len(p):], alone, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(hf_logits[b, W - len(p):], alone, atol=1e-5, rtol=1e-5)
+    # a cached step after the padded prompt: the next token at each row's own next position
+    cache = KVCache()
+    model(ids, cache=cache, attention_mask=real)
+    nxt = torch.tensor([[11], [12], [13]])
+    step = model(nxt, cache=cache, attention_mask=torch.cat([real, torch.ones(3, 1, dtype=torch.bool)], 1))
+    for b, p in enumerate(prompts):
+        torch.testing.assert_close(step[b, 0], model(torch.cat([p, nxt[b]])[None])[0, -1], atol=1e-5, rtol=1e-5)
+    # pads between a shared prefix and the rest (greedy_replies' layout): positions skip the pads
+    prefix = torch.tensor([3, 1, 4, 1, 5])
+    mid = torch.cat([prefix.expand(3, -1), ids], dim=1)  # (3, 12)
+    mid_real = torch.cat([torch.ones(3, 5, dtype=torch.bool), real], dim=1)
+    out = model(mid, attention_mask=mid_real)
+    for b, p in enumerate(prompts):
+        alone = model(torch.cat([prefix, p])[None])[0, -len(p):]
+        torch.testing.assert_close(out[b, -len(p):], alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model(mid, attention_mask=mid_real, logits_to_keep=2), out[:, -2:])
+    with pytest.raises(ValueError, match="attention_mask"):
+        model(ids, attention_mask=real[:, 1:])  # one slot short
+    with pytest.raises(TypeError, match="torch.bool"):
+        model(ids, attention_mask=real.long())
+
+
 def test_kv_cache_bytes_and_parameter_count():
     assert kv_cache_bytes(SMALL, 10) == 2 * 2 * 2 * 8 * 10 * 4
     model = random_llama(0)

@@ -9,8 +9,10 @@ $$\hat y = \mathrm{LM}\big(\text{instruction} \,\|\, p_1 \,\|\, \dots \,\|\, p_k
 
 * :func:`build_prompt`: the chat messages, with the passages numbered, or none for the closed-book baseline;
 * :func:`prompt_ids`: the prompt's tokens, the passages cut to a context budget;
-* :func:`greedy_replies`: greedy decoding through chapter 4's KV-cache protocol that stops at the end-of-turn token
-  (the same tokens as ``generate(..., temperature=0)``), prompts of one length batched;
+* :func:`greedy_replies`: greedy decoding through chapter 4's KV-cache protocol that stops at the end-of-turn
+  token (the same tokens as ``generate(..., temperature=0)``), many prompts per batch, their shared prefix
+  (:func:`shared_prefix_length`) run once, the rest left-padded when the model supports it (chapter 5's Llama)
+  or grouped by length;
 * :func:`normalize_answer`, :func:`contains_answer`: the "contains the answer" score of open-domain QA, after
   case, punctuation, "per cent"/"%" and thousands separators are made uniform.
 """
@@ -52,13 +54,18 @@ def greedy_replies(model: nn.Module, prompts: Sequence[Sequence[int]], stop_id: 
     r"""The greedy continuation of every prompt up to (not including) ``stop_id``, at most ``max_new_tokens`` each.
 
     $x_{t+1} = \arg\max_v\, p_\theta(v \mid x_{\le t})$ (``sample_next`` at temperature 0): each prompt goes through
-    the model once with a fresh :class:`~mmtutor.language_model.KVCache`, then one token per step, exactly as
-    ``generate(..., temperature=0)`` but stopping where the reply ends. ``model`` follows the cache protocol
+    the model once with a :class:`~mmtutor.language_model.KVCache`, then one token per step: the same tokens as
+    ``generate(..., temperature=0)``, but stopping where the reply ends. ``model`` follows the cache protocol
     (``model(ids, cache) -> logits``, ``model.context_length``).
 
-    Prompts of the same length run together, ``batch_size`` at a time: a decoding step reads every weight of
-    the model once whether it extends one sequence or eight, so batching makes the steps nearly free. (Prompts
-    of different lengths would need padding and an attention mask; grouping by length needs neither.)
+    Prompts run ``batch_size`` at a time: a decoding step reads every weight of the model once whether it
+    extends one sequence or eight, so batching makes the steps nearly free. The prompts of a batch share
+    their first tokens (the chat template and the instruction): that prefix runs once and its cache is
+    shared (:meth:`~mmtutor.language_model.KVCache.expand`), as serving systems cache a common prompt. A
+    model with ``supports_padding`` (chapter 5's :class:`~mmtutor.pretrained.llama.Llama`) takes the rest
+    of prompts of any lengths together, padded on the left of the rest so that every row's next token sits in
+    the last column, the pads hidden by ``attention_mask``; other models (chapter 4's GPT) batch prompts of
+    one length.
     """
     prompts = [list(p) for p in prompts]
     if not prompts or any(not p or any(not isinstance(t, int) for t in p) for p in prompts):
@@ -70,27 +77,55 @@ def greedy_replies(model: nn.Module, prompts: Sequence[Sequence[int]], stop_id: 
         raise ValueError(f"{longest} prompt tokens + {max_new_tokens} new ones exceed the context of "
                          f"{model.context_length}")
     device = next(model.parameters()).device
-    replies: list[list[int]] = [[] for _ in prompts]
+    padded = getattr(model, "supports_padding", False)
     groups: dict[int, list[int]] = {}
-    for i, p in enumerate(prompts):
-        groups.setdefault(len(p), []).append(i)
+    for i in sorted(range(len(prompts)), key=lambda i: len(prompts[i])):  # shortest first: the least padding
+        groups.setdefault(0 if padded else len(prompts[i]), []).append(i)
+    replies: list[list[int]] = [[] for _ in prompts]
     for members in groups.values():
-        for start in range(0, len(members), batch_size):
-            rows = members[start:start + batch_size]
-            cache = KVCache()
-            logits = model(torch.tensor([prompts[i] for i in rows], device=device), cache=cache)[:, -1]  # (b, V)
-            done = [False] * len(rows)
-            for _ in range(max_new_tokens):
-                tokens = sample_next(logits, temperature=0.0)  # (b,) the argmax of each row
-                for j, token in enumerate(tokens.tolist()):
-                    if not done[j]:
-                        done[j] = token == stop_id
-                        if not done[j]:
-                            replies[rows[j]].append(token)
-                if all(done):
-                    break
-                logits = model(tokens[:, None], cache=cache)[:, -1]  # finished rows run on, unread
+        for s in range(0, len(members), batch_size):
+            rows = members[s:s + batch_size]
+            for j, token in _greedy_batch(model, [prompts[i] for i in rows], stop_id, max_new_tokens, padded, device):
+                replies[rows[j]].append(token)
     return replies
+
+
+def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    """How many first tokens all ``prompts`` share, leaving each at least one token of its own."""
+    shortest = min(map(len, prompts))
+    return next((t for t in range(shortest - 1) if any(p[t] != prompts[0][t] for p in prompts)), shortest - 1)
+
+
+def _greedy_batch(model: nn.Module, prompts: list[list[int]], stop_id: int, max_new_tokens: int, padded: bool,
+                  device: torch.device) -> list[tuple[int, int]]:
+    """``(row, token)`` of every reply token of one batch, in the order they come."""
+    last = {"logits_to_keep": 1} if padded else {}  # a padding model also skips the logits nobody reads
+    P = shared_prefix_length(prompts)
+    cache = KVCache()
+    if P:  # the shared prefix once, its keys and values then read by every row
+        model(torch.tensor([prompts[0][:P]], device=device), cache=cache, **last)
+        cache.expand(len(prompts))
+    rest = [p[P:] for p in prompts]  # every row keeps at least one token
+    width = max(map(len, rest))
+    ids = torch.tensor([[0] * (width - len(r)) + r for r in rest], device=device)  # (b, width) pads on the left
+    real = torch.ones(len(rest), P + width, dtype=torch.bool, device=device)  # (b, S) False at the pads
+    for j, r in enumerate(rest):
+        real[j, P:P + width - len(r)] = False
+    masked = {"attention_mask": real} if padded else {}  # equal lengths need no mask
+    logits = model(ids, cache=cache, **masked, **last)[:, -1]  # (b, V)
+    done, out = [False] * len(prompts), []
+    for _ in range(max_new_tokens):
+        tokens = sample_next(logits, temperature=0.0)  # (b,) the argmax of each row
+        for j, token in enumerate(tokens.tolist()):
+            done[j] = done[j] or token == stop_id
+            if not done[j]:
+                out.append((j, token))
+        if all(done):
+            break
+        real = torch.cat([real, real.new_ones(len(prompts), 1)], dim=1)  # (b, S + 1) the new token is real
+        masked = {"attention_mask": real} if padded else {}
+        logits = model(tokens[:, None], cache=cache, **masked)[:, -1]  # finished rows run on, unread
+    return out
 
 
 def prompt_ids(tokenizer: object, question: str, passages: Sequence[str] = (), budget: int | None = None) -> list[int]:

@@ -13,8 +13,10 @@ What changed between the 2017 Transformer and a 2024 small LLM, one piece at a t
 
 The model follows the cache protocol of :mod:`mmtutor.language_model`: ``model(ids, cache=None) -> logits``,
 new tokens at positions ``cache.length ...``, layer ``i`` calls ``cache.update(i, k, v)``; so
-``mmtutor.language_model.generate`` drives it. Parameter names mirror transformers' ``LlamaForCausalLM``
-(see :mod:`mmtutor.pretrained.smollm2` for the table).
+``mmtutor.language_model.generate`` drives it. Prompts of different lengths share a batch when padded and
+``attention_mask`` (as in transformers) marks the real tokens: no query attends to a pad, and RoPE counts
+a token's position among its row's real tokens only. Parameter names mirror transformers'
+``LlamaForCausalLM`` (see :mod:`mmtutor.pretrained.smollm2` for the table).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .._checks import broadcasts_to, float_tensor, id_tensor, int_tensor, like, positive_int
+from .._checks import bool_mask, broadcasts_to, float_tensor, has_shape, id_tensor, int_tensor, like, positive_int
 from ..attention import scaled_dot_product_attention
 from ..language_model import KVCache
 
@@ -71,18 +73,19 @@ class RMSNorm(nn.Module):
 
 
 def rope_angles(positions: Tensor, head_dim: int, base: float = 10000.0) -> tuple[Tensor, Tensor]:
-    r"""``cos, sin (T, head_dim)`` of the rotation angles $\theta_{t,i} = t\, b^{-2i/d}$ for ``positions (T,)``.
+    r"""``cos, sin (..., T, head_dim)`` of the rotation angles $\theta_{t,i} = t\, b^{-2i/d}$ for ``positions (..., T)``
+    (one row of positions, or one per sequence of a batch).
 
     Pair ``i`` (coordinates ``i`` and ``i + d/2``, transformers' layout) turns at frequency $b^{-2i/d}$:
     fast for the first pairs, slow for the last. Each angle appears twice, once per coordinate of its pair.
     ``positions`` must be non-negative integers and ``head_dim`` even (``ValueError``).
     """
-    int_tensor("positions", positions, "(T,)", low=0)
+    int_tensor("positions", positions, "(..., T)", low=0)
     if positive_int("head_dim", head_dim, minimum=2) % 2:
         raise ValueError(f"head_dim must be even (coordinates come in pairs), got {head_dim}")
     inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
-    theta = positions.float()[:, None] * inv_freq[None, :]  # (T, d/2)
-    theta = torch.cat([theta, theta], dim=-1)  # (T, d)
+    theta = positions.float()[..., None] * inv_freq  # (..., T, d/2)
+    theta = torch.cat([theta, theta], dim=-1)  # (..., T, d)
     return theta.cos(), theta.sin()
 
 
@@ -100,7 +103,8 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
       \begin{pmatrix} x_i \\ x_{i+d/2} \end{pmatrix}$$
 
     so $q_s' \cdot k_t' = q_s^\top R(\theta_t - \theta_s) k_t$ depends on the offset $t - s$ only.
-    ``cos, sin (T, d)`` from :func:`rope_angles`; shapes that do not broadcast to ``x`` raise ``ValueError``.
+    ``cos, sin (T, d)`` (or ``(B, 1, T, d)``, one set per sequence) from :func:`rope_angles`; shapes that do not
+    broadcast to ``x`` raise ``ValueError``.
     """
     float_tensor("x", x, "(..., d)")
     for name, c in (("cos", cos), ("sin", sin)):
@@ -123,12 +127,16 @@ class SwiGLU(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # (B, T, D)
 
 
-def causal_mask_from(start: int, T: int, S: int, device: torch.device) -> Tensor | None:
+def causal_mask_from(start: int, T: int, S: int, device: torch.device, real: Tensor | None = None) -> Tensor | None:
     """``(T, S)`` bool: query ``i`` (at position ``start + i``) may attend to key ``j`` iff ``j <= start + i``;
-    ``None`` when every key is allowed (one new token after the cache)."""
-    if T == 1:
-        return None
-    return torch.arange(S, device=device)[None, :] <= torch.arange(start, start + T, device=device)[:, None]
+    ``None`` when every key is allowed (one new token after the cache). With ``real (B, S)`` (False at pad
+    tokens): ``(B, 1, T, S)``, pads masked too (a pad's own query then attends to nothing: weights 0)."""
+    causal = None if T == 1 else \
+        torch.arange(S, device=device)[None, :] <= torch.arange(start, start + T, device=device)[:, None]
+    if real is None:
+        return causal
+    real = real[:, None, None, :]  # (B, 1, 1, S)
+    return real if causal is None else real & causal  # (B, 1, T, S)
 
 
 class GroupedQueryAttention(nn.Module):
@@ -154,7 +162,7 @@ class GroupedQueryAttention(nn.Module):
         self.o_proj = nn.Linear(self.n_heads * d, D, bias=False)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | None = None, layer: int = 0,
-                return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+                return_weights: bool = False, real: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         B, T, _ = like("x", float_tensor("x", x, "(B, T, D)", D=self.q_proj.in_features), self.q_proj.weight).shape
         H, Hkv, d = self.n_heads, self.n_kv_heads, self.d
         G = H // Hkv
@@ -165,11 +173,11 @@ class GroupedQueryAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, Hkv, S, d): every position so far
         S = k.shape[-2]
-        mask = causal_mask_from(S - T, T, S, x.device)  # (T, S) or None; the new tokens sit at S - T ... S - 1
+        mask = causal_mask_from(S - T, T, S, x.device, real)  # (T, S), (B, 1, T, S) or None; new tokens: S - T ...
         # the G query heads of a group (h = kv * G + g, as transformers' repeat_kv orders them) take turns as
         # G * T query rows against the group's one set of keys: no copy of the shared keys and values
         q = q.reshape(B, Hkv, G * T, d)  # row g * T + t = query head kv * G + g at position t
-        mask = None if mask is None else mask.repeat(G, 1)  # (G * T, S)
+        mask = None if mask is None else mask.repeat(*(1,) * (mask.ndim - 2), G, 1)  # (G * T, S) or (B, 1, G * T, S)
         out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, Hkv, G * T, d), (B, Hkv, G * T, S)
         y = self.o_proj(out.reshape(B, H, T, d).transpose(1, 2).reshape(B, T, H * d))  # (B, T, D)
         return (y, weights.reshape(B, H, T, S)) if return_weights else y
@@ -187,8 +195,8 @@ class LlamaBlock(nn.Module):
         self.mlp = SwiGLU(config.d_model, config.d_ff)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | None = None, layer: int = 0,
-                return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        a = self.self_attn(self.input_layernorm(x), cos, sin, cache, layer, return_weights)
+                return_weights: bool = False, real: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+        a = self.self_attn(self.input_layernorm(x), cos, sin, cache, layer, return_weights, real)
         a, weights = a if return_weights else (a, None)
         x = x + a
         x = x + self.mlp(self.post_attention_layernorm(x))
@@ -199,10 +207,19 @@ class Llama(nn.Module):
     r"""The decoder: $x_0 = E[w]$, ``n_layers`` :class:`LlamaBlock`, $\mathrm{logits} = W_{\text{out}}\,
     \mathrm{RMSNorm}(x_L)$, with $W_{\text{out}} = E$ when ``tie_embeddings``.
 
-    ``forward(ids (B, T), cache=None, return_weights=False)`` -> logits ``(B, T, vocab_size)`` (and the
-    attention weights of every layer, each ``(B, n_heads, T, S)``). Raises ``ValueError`` for an id outside
-    ``[0, vocab_size)`` or for more than ``context_length`` positions (cache included).
+    ``forward(ids (B, T), cache=None, return_weights=False, attention_mask=None)`` -> logits ``(B, T, vocab_size)``
+    (and the attention weights of every layer, each ``(B, n_heads, T, S)``). ``attention_mask (B, S)``, bool:
+    True at the real tokens of all ``S`` slots so far (the cached ones and the ``T`` new ones), False at pads;
+    a real token's position is the number of real tokens before it in its row,
+    $p_{b,s} = \sum_{s' < s} m_{b,s'}$, and no query attends to a pad. (Pads only on the left would need no new
+    positions, since RoPE scores depend on offsets only; pads after a shared prefix would stretch the offsets.)
+    ``logits_to_keep``: the logits of the last that many positions only (0: all), as in transformers: a prompt
+    of 150 tokens needs one row of logits, and the output layer (49,152 x 576 in SmolLM2) is a fifth of the
+    model's work per token. Raises ``ValueError`` for an id outside ``[0, vocab_size)`` or for more than
+    ``context_length`` positions (cache included).
     """
+
+    supports_padding = True  # forward takes attention_mask= and logits_to_keep=: prompts of any lengths in a batch
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
@@ -225,24 +242,31 @@ class Llama(nn.Module):
     def context_length(self) -> int:
         return self.config.context_length
 
-    def forward(self, ids: Tensor, cache: KVCache | None = None,
-                return_weights: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
-        id_tensor("ids", ids, self.config.vocab_size, "(B, T)")
+    def forward(self, ids: Tensor, cache: KVCache | None = None, return_weights: bool = False,
+                attention_mask: Tensor | None = None, logits_to_keep: int = 0) -> Tensor | tuple[Tensor, list[Tensor]]:
+        B, T = id_tensor("ids", ids, self.config.vocab_size, "(B, T)").shape
+        positive_int("logits_to_keep", logits_to_keep, minimum=0)
         start = cache.length if cache is not None else 0
-        T = ids.shape[1]
         if T == 0 or start + T > self.context_length:
             raise ValueError(f"{start} cached + {T} new positions must lie in [1, context_length="
                              f"{self.context_length}]")
-        positions = torch.arange(start, start + T, device=ids.device)  # (T,)
-        cos, sin = rope_angles(positions, self.config.head_dim, self.config.rope_base)  # (T, d) each
+        positions = torch.arange(start, start + T, device=ids.device)  # (T,) the new tokens' slots
+        real = attention_mask
+        if real is not None:
+            has_shape("attention_mask", bool_mask("attention_mask", real, ids.device), "(B, S)", B=B, S=start + T)
+            positions = (real.cumsum(-1) - 1).clamp(min=0)[:, start:]  # (B, T) real tokens before each one
+        cos, sin = rope_angles(positions, self.config.head_dim, self.config.rope_base)  # (T, d) or (B, T, d)
+        if real is not None:
+            cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, d): one set of angles per sequence, every head
         x = self.embed_tokens(ids)  # (B, T, D)
         weights = []
         for i, block in enumerate(self.layers):
-            x = block(x, cos, sin, cache, i, return_weights)
+            x = block(x, cos, sin, cache, i, return_weights, real)
             if return_weights:
                 x, w = x
                 weights.append(w)  # (B, H, T, S)
-        logits = self.lm_head(self.norm(x))  # (B, T, V)
+        x = x[:, -logits_to_keep:] if logits_to_keep else x  # (B, T', D): generation reads the last logits only
+        logits = self.lm_head(self.norm(x))  # (B, T', V)
         return (logits, weights) if return_weights else logits
 
 
