@@ -207,10 +207,10 @@ class Llama(nn.Module):
     r"""The decoder: $x_0 = E[w]$, ``n_layers`` :class:`LlamaBlock`, $\mathrm{logits} = W_{\text{out}}\,
     \mathrm{RMSNorm}(x_L)$, with $W_{\text{out}} = E$ when ``tie_embeddings``.
 
-    ``forward(ids (B, T), cache=None, return_weights=False, attention_mask=None)`` -> logits ``(B, T, vocab_size)``
-    (and the attention weights of every layer, each ``(B, n_heads, T, S)``). ``attention_mask (B, S)``, bool:
-    True at the real tokens of all ``S`` slots so far (the cached ones and the ``T`` new ones), False at pads;
-    a real token's position is the number of real tokens before it in its row,
+    ``forward(ids (B, T), cache=None, return_weights=False, attention_mask=None, logits_to_keep=0)`` -> logits
+    ``(B, T, vocab_size)`` (and the attention weights of every layer, each ``(B, n_heads, T, S)``).
+    ``attention_mask (B, S)``, bool: True at the real tokens of all ``S`` slots so far (the cached ones and the
+    ``T`` new ones), False at pads; a real token's position is the number of real tokens before it in its row,
     $p_{b,s} = \sum_{s' < s} m_{b,s'}$, and no query attends to a pad. (Pads only on the left would need no new
     positions, since RoPE scores depend on offsets only; pads after a shared prefix would stretch the offsets.)
     ``logits_to_keep``: the logits of the last that many positions only (0: all), as in transformers: a prompt
