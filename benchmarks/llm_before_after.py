@@ -10,14 +10,12 @@ now, before, ...) so that a busy moment slows both alike. Medians of ``--repeats
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import statistics
 import time
-from pathlib import Path
 
 import torch
-from search_before_after import load_revision
+from search_before_after import before_after_parser, load_revision
 
 from mmtutor.language_model import KVCache
 from mmtutor.pretrained import load_smollm2
@@ -42,12 +40,9 @@ def generation_rate(model, ids: torch.Tensor, n_new: int, cache_class: type) -> 
 
 @torch.no_grad()
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("before", type=Path, help="root of a checkout of the earlier revision")
+    parser = before_after_parser(__doc__, repeats=15)
     parser.add_argument("--prompt", type=int, default=128)
     parser.add_argument("--new", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     load_revision(args.before)
     old_pretrained = importlib.import_module("mmtutor_before.pretrained")

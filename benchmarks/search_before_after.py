@@ -40,17 +40,23 @@ def load_revision(checkout: Path):
     return module
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def before_after_parser(doc: str, repeats: int) -> argparse.ArgumentParser:
+    """The arguments every before/after benchmark takes: the earlier checkout, ``--repeats``, ``--threads``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("before", type=Path, help="root of a checkout of the earlier revision")
+    parser.add_argument("--repeats", type=int, default=repeats, help="timings of each side, interleaved")
+    parser.add_argument("--threads", type=int, default=2)
+    return parser
+
+
+def main() -> None:
+    parser = before_after_parser(__doc__, repeats=7)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--n-lists", type=int, default=1024)
     parser.add_argument("--n-probes", type=int, nargs="+", default=[8, 32, 64])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     load_revision(args.before)
     old_similarity = importlib.import_module("mmtutor_before.similarity")
