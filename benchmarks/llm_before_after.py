@@ -4,8 +4,8 @@ r"""Chapter 5's Llama (SmolLM2) against an earlier revision of itself, both impo
     python benchmarks/llm_before_after.py /tmp/before  # prompt of 128 tokens, 32 generated, 15 rounds
 
 Separate runs of ``llm_vs_transformers.py`` on a shared 2-core machine differ by 20-40%; here the same
-weights are loaded by both revisions, checked to give the same logits, then timed in turns (now, before,
-now, before, ...) so that a busy moment slows both alike. Medians of ``--repeats``, with the spread.
+weights are loaded by both revisions, checked to give the same logits, then timed in turns (now, before;
+before, now; ...) so that a busy moment slows both alike. Medians of ``--repeats``, with the spread.
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ def main() -> None:
     torch.testing.assert_close(ours(ids), before(ids), atol=1e-4, rtol=1e-4)
 
     rates: dict[str, tuple[list[float], list[float]]] = {"prompt": ([], []), "generation": ([], [])}
-    for _ in range(args.repeats):
-        for model, cache_class, side in ((ours, KVCache, 0), (before, old_cache, 1)):
+    sides = [(ours, KVCache, 0), (before, old_cache, 1)]
+    for r in range(args.repeats):  # in turns, the first of each round alternating: no side always goes first
+        for model, cache_class, side in sides if r % 2 == 0 else sides[::-1]:
             rates["prompt"][side].append(prompt_rate(model, ids))
             rates["generation"][side].append(generation_rate(model, ids, args.new, cache_class))
     print(f"SmolLM2 now vs {args.before}: prompt of {args.prompt} tokens, {args.new} generated, "

@@ -77,9 +77,10 @@ def main() -> None:
         rows[f"ivf n_probe={p}"] = (lambda p=p: ours.search(queries, args.k, p),
                                     lambda p=p: before.search(queries, args.k, p))
     times = {name: ([], []) for name in rows}
-    for _ in range(args.repeats):  # interleaved: now, before, now, before, ...
+    for r in range(args.repeats):  # interleaved: now, before; before, now; ... (no side always goes first)
         for name, pair in rows.items():
-            for run, store in zip(pair, times[name], strict=True):
+            turns = list(zip(pair, times[name], strict=True))
+            for run, store in turns if r % 2 == 0 else turns[::-1]:
                 start = time.perf_counter()
                 run()
                 store.append(time.perf_counter() - start)
