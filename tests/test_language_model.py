@@ -199,7 +199,6 @@ def test_kv_cache_keeps_every_layer() -> None:
         cache.update(3, k, k)
 
 
-# ----------------------------------------------------------------------------- the GPT
 def test_kv_cache_expand_shares_one_prefix() -> None:
     cache = KVCache()
     k, v = torch.randn(1, 2, 5, 4), torch.randn(1, 2, 5, 4)
@@ -211,6 +210,8 @@ def test_kv_cache_expand_shares_one_prefix() -> None:
     with pytest.raises(ValueError, match="one sequence"):
         cache.expand(2)  # already three
 
+
+# ----------------------------------------------------------------------------- the GPT
 def gpt2_pair(seed: int = 0):
     from transformers import GPT2Config, GPT2LMHeadModel
 

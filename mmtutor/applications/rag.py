@@ -111,8 +111,11 @@ def _greedy_batch(model: nn.Module, prompts: list[list[int]], stop_id: int, max_
     real = torch.ones(len(rest), P + width, dtype=torch.bool, device=device)  # (b, S) False at the pads
     for j, r in enumerate(rest):
         real[j, P:P + width - len(r)] = False
-    masked = {"attention_mask": real} if padded else {}  # equal lengths need no mask
-    logits = model(ids, cache=cache, **masked, **last)[:, -1]  # (b, V)
+
+    def step(x: torch.Tensor, **extra: int) -> torch.Tensor:  # the last logits (b, V); equal lengths need no mask
+        return model(x, cache=cache, **({"attention_mask": real} if padded else {}), **extra)[:, -1]
+
+    logits = step(ids, **last)  # (b, V)
     done, out = [False] * len(prompts), []
     for _ in range(max_new_tokens):
         tokens = sample_next(logits, temperature=0.0)  # (b,) the argmax of each row
@@ -122,9 +125,9 @@ def _greedy_batch(model: nn.Module, prompts: list[list[int]], stop_id: int, max_
                 out.append((j, token))
         if all(done):
             break
-        real = torch.cat([real, real.new_ones(len(prompts), 1)], dim=1)  # (b, S + 1) the new token is real
-        masked = {"attention_mask": real} if padded else {}
-        logits = model(tokens[:, None], cache=cache, **masked)[:, -1]  # finished rows run on, unread
+        if padded:
+            real = torch.cat([real, real.new_ones(len(prompts), 1)], dim=1)  # (b, S + 1) the new token is real
+        logits = step(tokens[:, None])  # finished rows run on, unread
     return out
 
 
